@@ -1,0 +1,180 @@
+//! Append input as clients send it (HTTP body or `event:append` payload),
+//! validated once into store requests.
+
+use serde::Deserialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::auth::Principal;
+use crate::error::{Error, Result};
+use crate::event::{Actor, Audience, EventType, StreamName};
+use crate::store::{AppendRequest, NewEvent};
+
+/// Largest serialized `metadata`.
+pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+/// Most events in one atomic append.
+pub const MAX_EVENTS_PER_APPEND: usize = 1000;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EventInput {
+    pub stream: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub data: Value,
+    pub id: Option<Uuid>,
+    pub expected_version: Option<i64>,
+    pub audience: Option<Audience>,
+    pub metadata: Option<Value>,
+    pub actor: Option<Actor>,
+}
+
+impl EventInput {
+    fn validate(self, who: &Principal, max_event_bytes: usize) -> Result<NewEvent> {
+        let stream = StreamName::parse(&self.stream)?;
+        let event_type = EventType::parse(&self.event_type)?;
+        if !self.data.is_object() {
+            return Err(Error::Invalid("data must be a JSON object".into()));
+        }
+        let size = serde_json::to_vec(&self.data).map_err(Error::internal)?.len();
+        if size > max_event_bytes {
+            return Err(Error::TooLarge(format!("data is {size} bytes; the limit is {max_event_bytes}")));
+        }
+        if let Some(meta) = &self.metadata {
+            if !meta.is_object() {
+                return Err(Error::Invalid("metadata must be a JSON object".into()));
+            }
+            let size = serde_json::to_vec(meta).map_err(Error::internal)?.len();
+            if size > MAX_METADATA_BYTES {
+                return Err(Error::TooLarge(format!("metadata is {size} bytes; the limit is {MAX_METADATA_BYTES}")));
+            }
+        }
+        if self.expected_version.is_some_and(|v| v < 0) {
+            return Err(Error::Invalid("expectedVersion must be 0 or more".into()));
+        }
+        if let Some(audience) = &self.audience
+            && (audience.users.is_empty() || audience.users.iter().any(|u| u.is_empty() || u.len() > 200))
+        {
+            return Err(Error::Invalid("audience.users must list 1 or more user ids".into()));
+        }
+        let actor = match self.actor {
+            Some(actor) if who.is_service() => actor,
+            Some(_) => return Err(Error::Forbidden("only the service role may set actor".into())),
+            None => Actor { user_id: who.user_id.clone(), username: who.username.clone() },
+        };
+        Ok(NewEvent {
+            id: self.id,
+            stream,
+            event_type,
+            data: self.data,
+            expected_version: self.expected_version,
+            actor: Some(actor),
+            audience: self.audience,
+            metadata: self.metadata,
+        })
+    }
+}
+
+/// Parses one event, or `{ "events": [...] }`, into one atomic request.
+/// With an idempotency key, events without an id get one derived from the
+/// key, so a retried request finds its stored events.
+pub fn parse_request(
+    body: Value,
+    who: &Principal,
+    max_event_bytes: usize,
+    idempotency_key: Option<&str>,
+) -> Result<AppendRequest> {
+    let inputs: Vec<Value> = match body {
+        Value::Object(mut obj) if obj.contains_key("events") => match obj.remove("events") {
+            Some(Value::Array(events)) if obj.is_empty() => events,
+            _ => return Err(Error::Invalid("a batch is {\"events\": [ ... ]} and nothing else".into())),
+        },
+        single @ Value::Object(_) => vec![single],
+        _ => return Err(Error::Invalid("the body must be an event object or {\"events\": [...]}".into())),
+    };
+    if inputs.is_empty() {
+        return Err(Error::Invalid("events must not be empty".into()));
+    }
+    if inputs.len() > MAX_EVENTS_PER_APPEND {
+        return Err(Error::TooLarge(format!("at most {MAX_EVENTS_PER_APPEND} events per append")));
+    }
+    if let Some(key) = idempotency_key
+        && (key.is_empty() || key.len() > 255)
+    {
+        return Err(Error::Invalid("Idempotency-Key must be 1-255 characters".into()));
+    }
+    let events = inputs
+        .into_iter()
+        .enumerate()
+        .map(|(i, value)| {
+            let input: EventInput = serde_json::from_value(value)
+                .map_err(|e| Error::Invalid(format!("event {i}: {e}")))?;
+            let mut event = input.validate(who, max_event_bytes)?;
+            if let (None, Some(key)) = (event.id, idempotency_key) {
+                let name = format!("{}\u{1f}{key}\u{1f}{i}", who.tenant_id);
+                event.id = Some(Uuid::new_v5(&Uuid::NAMESPACE_OID, name.as_bytes()));
+            }
+            Ok(event)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(AppendRequest { tenant_id: who.tenant_id.clone(), events })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn publisher() -> Principal {
+        Principal {
+            tenant_id: "acme".into(),
+            user_id: "u-1".into(),
+            username: Some("alice".into()),
+            roles: ["publisher".to_owned()].into(),
+            exp: i64::MAX,
+        }
+    }
+
+    #[test]
+    fn single_and_batch() {
+        let one = json!({"stream": "s-1", "type": "a:b", "data": {}});
+        let req = parse_request(one.clone(), &publisher(), 1024, None).unwrap();
+        assert_eq!(req.events.len(), 1);
+        assert_eq!(req.events[0].actor.as_ref().unwrap().user_id, "u-1");
+        let batch = parse_request(json!({"events": [one.clone(), one]}), &publisher(), 1024, None).unwrap();
+        assert_eq!(batch.events.len(), 2);
+    }
+
+    #[test]
+    fn idempotency_key_gives_stable_ids() {
+        let body = json!({"events": [{"stream": "s", "type": "a:b", "data": {}}, {"stream": "s", "type": "a:b", "data": {}}]});
+        let a = parse_request(body.clone(), &publisher(), 1024, Some("k1")).unwrap();
+        let b = parse_request(body, &publisher(), 1024, Some("k1")).unwrap();
+        assert_eq!(a.events[0].id, b.events[0].id);
+        assert_ne!(a.events[0].id, a.events[1].id);
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        let p = publisher();
+        let cases = [
+            json!({"stream": "s", "type": "nocolon", "data": {}}),
+            json!({"stream": "bad stream", "type": "a:b", "data": {}}),
+            json!({"stream": "s", "type": "a:b", "data": [1]}),
+            json!({"stream": "s", "type": "a:b"}),
+            json!({"stream": "s", "type": "a:b", "data": {}, "bogus": 1}),
+            json!({"stream": "s", "type": "a:b", "data": {}, "expectedVersion": -1}),
+            json!({"stream": "s", "type": "a:b", "data": {}, "audience": {"users": []}}),
+            json!({"events": []}),
+            json!([1]),
+        ];
+        for body in cases {
+            let err = parse_request(body.clone(), &p, 1024, None).unwrap_err();
+            assert_eq!(err.code(), "invalid", "{body}");
+        }
+        let big = json!({"stream": "s", "type": "a:b", "data": {"x": "y".repeat(2000)}});
+        assert_eq!(parse_request(big, &p, 1024, None).unwrap_err().code(), "too_large");
+        let actor = json!({"stream": "s", "type": "a:b", "data": {}, "actor": {"userId": "x", "username": null}});
+        assert_eq!(parse_request(actor, &p, 1024, None).unwrap_err().code(), "forbidden");
+    }
+}

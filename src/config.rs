@@ -1,0 +1,172 @@
+//! Typed configuration, loaded once from flags and environment variables
+//! (CONTRACT.md section 6). Secrets never print in `Debug`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+#[derive(Args, Clone, Debug)]
+pub struct Config {
+    /// PostgreSQL URL (postgres://…). Unset: the embedded SQLite store in --data-file.
+    #[arg(long, env = "DATABASE_URL", global = true)]
+    pub database_url: Option<Secret>,
+
+    /// The embedded store's file, used when DATABASE_URL is unset.
+    #[arg(long, env = "EVENTFEED_DATA_FILE", default_value = "eventfeed.db", global = true)]
+    pub data_file: PathBuf,
+
+    /// Address to listen on. Port 0 picks a free port and prints it.
+    #[arg(long, env = "EVENTFEED_ADDR", default_value = "127.0.0.1:3000", global = true)]
+    pub addr: SocketAddr,
+
+    #[command(flatten)]
+    pub jwt: JwtConfig,
+
+    /// Largest serialized `data` of one event, in bytes.
+    #[arg(long, env = "EVENTFEED_MAX_EVENT_BYTES", default_value_t = 256 * 1024, global = true)]
+    pub max_event_bytes: usize,
+
+    /// Delete events older than this (e.g. 90d, 12h, 30m). Unset: keep forever.
+    #[arg(long, env = "EVENTFEED_RETENTION", value_parser = parse_duration, global = true)]
+    pub retention: Option<Duration>,
+
+    /// Comma list of allowed browser origins, or `*`. Unset: no CORS headers.
+    #[arg(long, env = "EVENTFEED_CORS_ORIGINS", global = true)]
+    pub cors_origins: Option<String>,
+
+    /// Socket.IO namespaces to serve, each with an optional default type
+    /// filter: `/,/dashboard=kpi:*|metrics:*`.
+    #[arg(long, env = "EVENTFEED_NAMESPACES", default_value = "/", global = true)]
+    pub namespaces: String,
+
+    /// Log format.
+    #[arg(long, env = "EVENTFEED_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct JwtConfig {
+    /// Shared secret for HS256 tokens.
+    #[arg(long = "jwt-secret", env = "EVENTFEED_JWT_SECRET", global = true)]
+    pub secret: Option<Secret>,
+
+    /// PEM file with the public key for RS256 or ES256 tokens.
+    #[arg(long = "jwt-public-key", env = "EVENTFEED_JWT_PUBLIC_KEY", global = true)]
+    pub public_key: Option<PathBuf>,
+
+    /// The one accepted algorithm. Default: HS256 with a secret, RS256 with a public key.
+    #[arg(long = "jwt-alg", env = "EVENTFEED_JWT_ALG", value_enum, global = true)]
+    pub alg: Option<JwtAlg>,
+
+    /// The claim that names the tenant.
+    #[arg(long = "jwt-tenant-claim", env = "EVENTFEED_JWT_TENANT_CLAIM", default_value = "tenant_id", global = true)]
+    pub tenant_claim: String,
+
+    /// Required `iss`, when set.
+    #[arg(long = "jwt-issuer", env = "EVENTFEED_JWT_ISSUER", global = true)]
+    pub issuer: Option<String>,
+
+    /// Required `aud`, when set.
+    #[arg(long = "jwt-audience", env = "EVENTFEED_JWT_AUDIENCE", global = true)]
+    pub audience: Option<String>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+#[value(rename_all = "UPPER")]
+pub enum JwtAlg {
+    HS256,
+    RS256,
+    ES256,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A string that does not show itself in logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_owned()))
+    }
+}
+
+/// One namespace and the type patterns it delivers by default.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Namespace {
+    pub path: String,
+    pub default_types: Vec<String>,
+}
+
+impl Config {
+    /// Parses `EVENTFEED_NAMESPACES`.
+    pub fn namespaces(&self) -> Result<Vec<Namespace>, String> {
+        let mut out: Vec<Namespace> = Vec::new();
+        for item in self.namespaces.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (path, types) = item.split_once('=').unwrap_or((item, ""));
+            if !path.starts_with('/') {
+                return Err(format!("namespace {path:?} must start with '/'"));
+            }
+            let default_types: Vec<String> =
+                types.split('|').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+            crate::event::TypeFilter::parse(default_types.iter().map(String::as_str))
+                .map_err(|e| format!("namespace {path}: {e}"))?;
+            if out.iter().any(|n| n.path == path) {
+                return Err(format!("namespace {path} is listed twice"));
+            }
+            out.push(Namespace { path: path.to_owned(), default_types });
+        }
+        if out.is_empty() {
+            return Err("EVENTFEED_NAMESPACES lists no namespace".into());
+        }
+        Ok(out)
+    }
+}
+
+/// Parses `90d`, `12h`, `30m`, `45s`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    let n: u64 = digits.parse().map_err(|_| format!("{s:?} is not a duration like 90d, 12h, 30m or 45s"))?;
+    let secs = match unit {
+        "d" => 86_400,
+        "h" => 3_600,
+        "m" => 60,
+        "s" | "" => 1,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use d, h, m or s)")),
+    };
+    Ok(Duration::from_secs(n * secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90d"), Ok(Duration::from_secs(90 * 86_400)));
+        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1_800)));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("5w").is_err());
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        assert_eq!(format!("{:?}", Secret("hunter2".into())), "Secret(***)");
+    }
+}

@@ -1,0 +1,228 @@
+//! The event envelope and the input types that parse once and are valid afterwards.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::cursor::Cursor;
+
+/// The stored event, in the one JSON form used everywhere (CONTRACT.md section 1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Event {
+    pub id: Uuid,
+    pub cursor: Cursor,
+    pub tenant_id: String,
+    pub stream: String,
+    pub version: i64,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub data: Value,
+    pub actor: Option<Actor>,
+    pub audience: Option<Audience>,
+    pub metadata: Option<Value>,
+    #[serde(serialize_with = "rfc3339_millis")]
+    pub timestamp: DateTime<Utc>,
+}
+
+impl Event {
+    /// Whether `user` of the event's tenant may see it outside audit queries.
+    pub fn visible_to(&self, user: &str) -> bool {
+        self.audience.as_ref().is_none_or(|a| a.users.iter().any(|u| u == user))
+    }
+}
+
+fn rfc3339_millis<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Actor {
+    pub user_id: String,
+    pub username: Option<String>,
+}
+
+/// `{"users": [...]}`: only these users of the tenant see the event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Audience {
+    pub users: Vec<String>,
+}
+
+/// A reason an input is not valid, shown to the client as `invalid`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+fn invalid<T>(msg: impl Into<String>) -> Result<T, Invalid> {
+    Err(Invalid(msg.into()))
+}
+
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')
+}
+
+/// `domain:action`: 1–100 characters, at least one `:`, parts of `[A-Za-z0-9_.-]+`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventType(String);
+
+impl EventType {
+    pub fn parse(s: &str) -> Result<Self, Invalid> {
+        let parts_ok = s.split(':').all(|p| !p.is_empty() && p.chars().all(is_name_char));
+        if s.len() > 100 || !s.contains(':') || !parts_ok {
+            return invalid(format!(
+                "type {s:?} must be domain:action (1-100 characters of [A-Za-z0-9_.-] parts joined by ':')"
+            ));
+        }
+        Ok(EventType(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// 1–200 characters of `[A-Za-z0-9_.:@/-]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamName(String);
+
+impl StreamName {
+    pub fn parse(s: &str) -> Result<Self, Invalid> {
+        let chars_ok = s.chars().all(|c| is_name_char(c) || matches!(c, ':' | '@' | '/'));
+        if s.is_empty() || s.len() > 200 || !chars_ok {
+            return invalid(format!("stream {s:?} must be 1-200 characters of [A-Za-z0-9_.:@/-]"));
+        }
+        Ok(StreamName(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A list of type patterns: exact types, or a prefix ending in `:*`.
+/// An empty filter matches every type.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TypeFilter {
+    exact: Vec<String>,
+    /// Each ends with `:`.
+    prefixes: Vec<String>,
+}
+
+impl TypeFilter {
+    pub fn all() -> Self {
+        TypeFilter::default()
+    }
+
+    /// Parses patterns; `*` alone means every type.
+    pub fn parse<'a>(patterns: impl IntoIterator<Item = &'a str>) -> Result<Self, Invalid> {
+        let mut filter = TypeFilter::default();
+        for p in patterns.into_iter().map(str::trim) {
+            if p == "*" {
+                return Ok(TypeFilter::all());
+            }
+            match p.strip_suffix('*') {
+                Some(prefix) if prefix.ends_with(':') => {
+                    EventType::parse(&format!("{prefix}x"))
+                        .map_err(|_| Invalid(format!("type pattern {p:?} is not valid")))?;
+                    filter.prefixes.push(prefix.to_owned());
+                }
+                _ => filter.exact.push(EventType::parse(p)?.0),
+            }
+        }
+        Ok(filter)
+    }
+
+    /// Parses a comma list, as in `?types=invoice:*,expense:approved`.
+    pub fn parse_list(list: &str) -> Result<Self, Invalid> {
+        if list.trim().is_empty() {
+            return Ok(TypeFilter::all());
+        }
+        TypeFilter::parse(list.split(','))
+    }
+
+    pub fn is_all(&self) -> bool {
+        self.exact.is_empty() && self.prefixes.is_empty()
+    }
+
+    pub fn matches(&self, event_type: &str) -> bool {
+        self.is_all()
+            || self.exact.iter().any(|t| t == event_type)
+            || self.prefixes.iter().any(|p| event_type.starts_with(p.as_str()))
+    }
+
+    pub fn exact(&self) -> &[String] {
+        &self.exact
+    }
+
+    pub fn prefixes(&self) -> &[String] {
+        &self.prefixes
+    }
+
+    /// The patterns, as a client wrote them (`*` for all).
+    pub fn patterns(&self) -> Vec<String> {
+        if self.is_all() {
+            return vec!["*".to_owned()];
+        }
+        let prefixes = self.prefixes.iter().map(|p| format!("{p}*"));
+        self.exact.iter().cloned().chain(prefixes).collect()
+    }
+
+    /// Every pattern that matches `event_type`: `*`, the type itself, and each `prefix:*`.
+    pub fn patterns_matching(event_type: &str) -> impl Iterator<Item = String> + '_ {
+        let prefixes = event_type.match_indices(':').map(|(i, _)| format!("{}*", &event_type[..=i]));
+        ["*".to_owned(), event_type.to_owned()].into_iter().chain(prefixes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_types() {
+        for ok in ["invoice:paid", "bank:transaction_imported", "member:role-changed", "a:b:c"] {
+            assert!(EventType::parse(ok).is_ok(), "{ok}");
+        }
+        let long = format!("a:{}", "b".repeat(99));
+        for bad in ["", "invoice", ":paid", "invoice:", "a::b", "in voice:paid", "a:b*", long.as_str()] {
+            assert!(EventType::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn stream_names() {
+        assert!(StreamName::parse("invoice-42").is_ok());
+        assert!(StreamName::parse("tenant/acme:user@x.y_z").is_ok());
+        assert!(StreamName::parse(&"s".repeat(200)).is_ok());
+        for bad in ["", "a b", "ü", &"s".repeat(201)] {
+            assert!(StreamName::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn type_filters() {
+        let f = TypeFilter::parse_list("invoice:*, expense:approved").unwrap();
+        assert!(f.matches("invoice:paid"));
+        assert!(f.matches("invoice:line:added"));
+        assert!(f.matches("expense:approved"));
+        assert!(!f.matches("expense:rejected"));
+        assert!(!f.matches("invoices:paid"));
+        assert!(TypeFilter::parse_list("").unwrap().matches("x:y"));
+        assert!(TypeFilter::parse_list("*").unwrap().is_all());
+        for bad in ["invoice*", ":*", "inv oice:*", "a:b*", "*:x"] {
+            assert!(TypeFilter::parse_list(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn patterns_matching_a_type() {
+        let got: Vec<_> = TypeFilter::patterns_matching("a:b:c").collect();
+        assert_eq!(got, ["*", "a:b:c", "a:*", "a:b:*"]);
+        for p in &got {
+            assert!(TypeFilter::parse_list(p).unwrap().matches("a:b:c"));
+        }
+    }
+}

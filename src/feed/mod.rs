@@ -1,0 +1,221 @@
+//! The live feed: one tailer per process reads new events from the store
+//! when the doorbell rings and delivers them to this process's live sinks
+//! (DESIGN.md points 1, 6 and 7).
+//!
+//! A sink (a socket, after its replay) joins the live set only at the
+//! tailer's own cursor, so the hand-over from replay to live has no gap and no
+//! duplicate. A sink that cannot take an event (its send buffer is full) is
+//! dropped from the live set and told where to resume: it catches up from the
+//! store at its own pace, then joins again. Nothing is lost on a slow client.
+
+mod tailer;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{oneshot, watch};
+use tokio::task::AbortHandle;
+
+use crate::cursor::Cursor;
+use crate::event::Event;
+use crate::store::{ConsumerKey, Store};
+
+/// Why a sink did not take an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinkError {
+    /// Its send buffer is full: it must catch up from the store.
+    Full,
+    /// It is gone.
+    Closed,
+}
+
+/// A live subscriber: in practice, one connected socket.
+pub trait Sink: Send + Sync + 'static {
+    /// Whether this subscriber should receive the event (tenant, audience, types).
+    fn wants(&self, event: &Event) -> bool;
+    /// Sends without waiting.
+    fn send(&self, event: &Event) -> Result<(), SinkError>;
+}
+
+struct Member {
+    sink: Arc<dyn Sink>,
+    /// Told the cursor to resume from when the sink falls behind.
+    lagged: oneshot::Sender<Cursor>,
+}
+
+/// The tailer's cursor and the sinks that are live at it, under one lock:
+/// a delivery and a hand-over never interleave.
+#[derive(Default)]
+struct Live {
+    cursor: Cursor,
+    members: HashMap<String, HashMap<u64, Member>>,
+}
+
+/// A sink's place in the live set; leaving drops it.
+pub struct Membership {
+    feed: Feed,
+    tenant: String,
+    id: u64,
+    /// Resolves with the resume cursor if the sink fell behind.
+    pub lagged: oneshot::Receiver<Cursor>,
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        let mut live = self.feed.inner.live.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(tenant) = live.members.get_mut(&self.tenant) {
+            tenant.remove(&self.id);
+            if tenant.is_empty() {
+                live.members.remove(&self.tenant);
+            }
+        }
+    }
+}
+
+struct Inner {
+    live: Mutex<Live>,
+    next_id: AtomicU64,
+    running: AtomicBool,
+    head: watch::Receiver<Cursor>,
+    tailer: Mutex<Option<AbortHandle>>,
+}
+
+#[derive(Clone)]
+pub struct Feed {
+    inner: Arc<Inner>,
+}
+
+impl Feed {
+    /// Starts the tailer from the store's current head.
+    pub async fn start(store: Store) -> crate::error::Result<Feed> {
+        let start = store.head().await?;
+        let (head_tx, head) = watch::channel(start);
+        let inner = Inner {
+            live: Mutex::new(Live { cursor: start, members: HashMap::new() }),
+            next_id: AtomicU64::new(0),
+            running: AtomicBool::new(false),
+            head,
+            tailer: Mutex::new(None),
+        };
+        let feed = Feed { inner: Arc::new(inner) };
+        let task = tokio::spawn(tailer::run(store, feed.clone(), head_tx));
+        *feed.inner.tailer.lock().unwrap_or_else(|e| e.into_inner()) = Some(task.abort_handle());
+        Ok(feed)
+    }
+
+    /// Stops the tailer (at shutdown).
+    pub fn stop(&self) {
+        if let Some(task) = self.inner.tailer.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            task.abort();
+        }
+    }
+
+    /// The cursor up to which every event has been delivered live.
+    pub fn head(&self) -> Cursor {
+        *self.inner.head.borrow()
+    }
+
+    /// A receiver that changes whenever the head moves.
+    pub fn watch(&self) -> watch::Receiver<Cursor> {
+        self.inner.head.clone()
+    }
+
+    /// Whether the tailer is listening (for `/ready`).
+    pub fn is_running(&self) -> bool {
+        self.inner.running.load(Ordering::Relaxed)
+    }
+
+    /// Joins the live set if the tailer's cursor is `at` (everything up to
+    /// `at` has reached the sink); otherwise returns the cursor to catch up to.
+    pub fn join(&self, at: Cursor, tenant: &str, sink: Arc<dyn Sink>) -> Result<Membership, Cursor> {
+        let mut live = self.inner.live.lock().unwrap_or_else(|e| e.into_inner());
+        if live.cursor != at {
+            return Err(live.cursor);
+        }
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let (lagged_tx, lagged) = oneshot::channel();
+        live.members.entry(tenant.to_owned()).or_default().insert(id, Member { sink, lagged: lagged_tx });
+        metrics::gauge!("eventfeed_live_sinks").increment(1.0);
+        Ok(Membership { feed: self.clone(), tenant: tenant.to_owned(), id, lagged })
+    }
+
+    /// Delivers a page of events in cursor order, advancing the live cursor.
+    fn deliver(&self, events: &[Event]) {
+        let mut live = self.inner.live.lock().unwrap_or_else(|e| e.into_inner());
+        for event in events {
+            let before = live.cursor;
+            if let Some(members) = live.members.get_mut(&event.tenant_id) {
+                let mut dropped = Vec::new();
+                for (id, member) in members.iter() {
+                    if !member.sink.wants(event) {
+                        continue;
+                    }
+                    match member.sink.send(event) {
+                        Ok(()) => metrics::counter!("eventfeed_live_emits_total").increment(1),
+                        Err(reason) => dropped.push((*id, reason)),
+                    }
+                }
+                for (id, reason) in dropped {
+                    if let Some(member) = members.remove(&id) {
+                        metrics::gauge!("eventfeed_live_sinks").decrement(1.0);
+                        if reason == SinkError::Full {
+                            metrics::counter!("eventfeed_live_lagged_total").increment(1);
+                            // Everything up to `before` reached it; it resumes there.
+                            let _ = member.lagged.send(before);
+                        }
+                    }
+                }
+                if members.is_empty() {
+                    live.members.remove(&event.tenant_id);
+                }
+            }
+            live.cursor = event.cursor;
+        }
+    }
+}
+
+/// Where a reader starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Read everything after this cursor.
+    After(Cursor),
+    /// The cursor is behind the retention floor: the reader must reload its
+    /// state and continue from `head`.
+    Reset { head: Cursor },
+}
+
+/// Resolves a reader's start from an explicit cursor, else its consumer's
+/// stored cursor, else `fallback`. A consumer seen for the first time is
+/// registered at the head, so its offline queue starts now.
+pub async fn resolve_start(
+    store: &Store,
+    key: Option<ConsumerKey<'_>>,
+    after: Option<Cursor>,
+    fallback: Cursor,
+) -> crate::error::Result<Start> {
+    let cursor = match (after, key) {
+        (Some(after), _) => after,
+        (None, Some(key)) => match store.load_cursor(key).await? {
+            Some(stored) => stored,
+            None => {
+                let head = store.head().await?;
+                store.save_cursor(key, head).await?;
+                head
+            }
+        },
+        (None, None) => fallback,
+    };
+    if crate::store::expired(cursor, store.retention_floor().await?) {
+        return Ok(Start::Reset { head: store.head().await? });
+    }
+    Ok(Start::After(cursor))
+}
+
+/// Checks a consumer name: 1–200 characters.
+pub fn consumer_name(name: &str) -> Result<&str, crate::error::Error> {
+    if name.is_empty() || name.len() > 200 {
+        return Err(crate::error::Error::Invalid("consumer must be 1-200 characters".into()));
+    }
+    Ok(name)
+}

@@ -1,0 +1,78 @@
+//! The tailer: the one reader of new events in a process.
+//!
+//! The doorbell (NOTIFY, or the embedded store's in-process signal) only says
+//! "look"; the tailer reads the table after its own cursor, so a lost
+//! notification, a dropped LISTEN connection or a silent one costs at most
+//! the tick interval, never an event.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::Feed;
+use crate::cursor::Cursor;
+use crate::store::{Doorbell, Store};
+
+/// Events read per query while catching up.
+const PAGE: i64 = 1000;
+/// The periodic read that covers a half-open LISTEN connection.
+const TICK: Duration = Duration::from_secs(1);
+
+pub(super) async fn run(store: Store, feed: Feed, head: watch::Sender<Cursor>) {
+    let mut cursor = feed.head();
+    let mut bell: Option<Doorbell> = None;
+    let mut tick = tokio::time::interval(TICK);
+    loop {
+        if bell.is_none() {
+            match store.doorbell().await {
+                Ok(b) => bell = Some(b),
+                Err(e) => tracing::warn!(error = %e, "cannot listen for new events; retrying"),
+            }
+            feed.inner.running.store(bell.is_some(), Ordering::Relaxed);
+        }
+        // Catch up after every wake-up, including the first and every reconnect.
+        cursor = catch_up(&store, &feed, cursor, &head).await;
+
+        tokio::select! {
+            rang = ring(&mut bell) => {
+                if let Err(e) = rang {
+                    tracing::warn!(error = %e, "the LISTEN connection dropped; reconnecting");
+                    metrics::counter!("eventfeed_listener_reconnects_total").increment(1);
+                    bell = None;
+                }
+            }
+            _ = tick.tick() => {}
+        }
+    }
+}
+
+async fn ring(bell: &mut Option<Doorbell>) -> anyhow::Result<()> {
+    match bell {
+        Some(b) => b.ring().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Delivers every readable event after `cursor`; returns the new cursor.
+async fn catch_up(store: &Store, feed: &Feed, mut cursor: Cursor, head: &watch::Sender<Cursor>) -> Cursor {
+    loop {
+        let events = match store.read_all(cursor, PAGE).await {
+            Ok(events) => events,
+            Err(e) => {
+                tracing::warn!(error = %e, "tailer read failed; retrying on the next tick");
+                return cursor;
+            }
+        };
+        let Some(last) = events.last() else { return cursor };
+        let lag = chrono::Utc::now() - last.timestamp;
+        metrics::gauge!("eventfeed_tailer_lag_seconds").set(lag.as_seconds_f64().max(0.0));
+        feed.deliver(&events);
+        metrics::counter!("eventfeed_delivered_events_total").increment(events.len() as u64);
+        cursor = last.cursor;
+        head.send_replace(cursor);
+        if (events.len() as i64) < PAGE {
+            return cursor;
+        }
+    }
+}

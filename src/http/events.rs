@@ -1,0 +1,128 @@
+//! `/api/events`: append, poll (with long-poll), and acknowledge.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::{AuthUser, Params, body, json, limit};
+use crate::AppState;
+use crate::cursor::Cursor;
+use crate::error::{Error, Result};
+use crate::event::{Event, TypeFilter};
+use crate::feed::{Start, consumer_name, resolve_start};
+use crate::store::{ConsumerKey, FeedQuery};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/events", post(append).get(list))
+        .route("/api/events/ack", post(ack))
+}
+
+#[tracing::instrument(skip_all, fields(tenant = %who.tenant_id), err(level = "debug"))]
+async fn append(
+    State(state): State<AppState>,
+    AuthUser(who): AuthUser,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Appended>)> {
+    who.require_publisher()?;
+    let value: Value = json(&body(raw)?)?;
+    let key = match headers.get("idempotency-key") {
+        Some(v) => Some(v.to_str().map_err(|_| Error::Invalid("Idempotency-Key must be visible ASCII".into()))?),
+        None => None,
+    };
+    let request = crate::append::parse_request(value, &who, state.config.max_event_bytes, key)?;
+    let events = state.appender.append(request).await?;
+    Ok((StatusCode::CREATED, Json(Appended { events })))
+}
+
+#[derive(Serialize)]
+struct Appended {
+    events: Vec<Event>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    after: Option<String>,
+    limit: Option<i64>,
+    types: Option<String>,
+    wait: Option<u64>,
+    consumer: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ListResponse {
+    events: Vec<Event>,
+    cursor: Cursor,
+    has_more: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reset: Option<Value>,
+}
+
+#[tracing::instrument(skip_all, fields(tenant = %who.tenant_id), err(level = "debug"))]
+async fn list(
+    State(state): State<AppState>,
+    AuthUser(who): AuthUser,
+    Params(q): Params<ListQuery>,
+) -> Result<Json<ListResponse>> {
+    let limit = limit(q.limit)?;
+    let types = TypeFilter::parse_list(q.types.as_deref().unwrap_or(""))?;
+    let wait = match q.wait.unwrap_or(0) {
+        w @ 0..=60 => Duration::from_secs(w),
+        w => return Err(Error::Invalid(format!("wait {w} is out of range 0-60"))),
+    };
+    let after = q.after.as_deref().map(str::parse::<Cursor>).transpose()?;
+    let consumer = q.consumer.as_deref().map(consumer_name).transpose()?;
+    let key = consumer.map(|consumer| ConsumerKey { tenant_id: &who.tenant_id, user_id: &who.user_id, consumer });
+    let after = match resolve_start(&state.store, key, after, Cursor::ZERO).await? {
+        Start::After(cursor) => cursor,
+        Start::Reset { head } => {
+            let reset = json!({ "cursor": head, "reason": "expired" });
+            return Ok(Json(ListResponse { events: vec![], cursor: head, has_more: false, reset: Some(reset) }));
+        }
+    };
+
+    let query = FeedQuery { tenant_id: &who.tenant_id, user_id: &who.user_id, after, until: None, types: &types, limit };
+    let deadline = Instant::now() + wait;
+    let mut head = state.feed.watch();
+    loop {
+        head.borrow_and_update();
+        let page = state.store.read_feed(&query).await?;
+        if !page.events.is_empty() || Instant::now() >= deadline {
+            let cursor = page.events.last().map_or(after, |e| e.cursor);
+            return Ok(Json(ListResponse { events: page.events, cursor, has_more: page.has_more, reset: None }));
+        }
+        // Woken when the tailer delivers new events (the NOTIFY doorbell).
+        let _ = tokio::time::timeout_at(deadline, head.changed()).await;
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AckBody {
+    consumer: String,
+    cursor: String,
+}
+
+#[tracing::instrument(skip_all, fields(tenant = %who.tenant_id), err(level = "debug"))]
+async fn ack(
+    State(state): State<AppState>,
+    AuthUser(who): AuthUser,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<StatusCode> {
+    let ack: AckBody = json(&body(raw)?)?;
+    let key = ConsumerKey { tenant_id: &who.tenant_id, user_id: &who.user_id, consumer: consumer_name(&ack.consumer)? };
+    state.store.save_cursor(key, ack.cursor.parse()?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,83 @@
+//! The HTTP API (CONTRACT.md section 4): one module per resource, each with
+//! `router()`, plus the extractors they share.
+
+mod audit;
+mod events;
+mod health;
+mod sse;
+mod streams;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequestParts, Query};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use serde::de::DeserializeOwned;
+
+use crate::AppState;
+use crate::auth::Principal;
+use crate::error::Error;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .merge(events::router())
+        .merge(sse::router())
+        .merge(streams::router())
+        .merge(audit::router())
+        .merge(health::router())
+        .fallback(|| async { Error::NotFound })
+}
+
+/// The caller, from `Authorization: Bearer …` (CONTRACT.md section 2).
+pub struct AuthUser(pub Principal);
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let token = bearer(&parts.headers).ok_or_else(|| Error::Unauthorized("missing token".into()))?;
+        Ok(AuthUser(state.verifier.verify(token)?))
+    }
+}
+
+/// The bearer token of an `Authorization` header, if any.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+}
+
+/// Query parameters, with the contract's error body when they do not parse.
+pub struct Params<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Params<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Error> {
+        Query::<T>::try_from_uri(&parts.uri)
+            .map(|Query(q)| Params(q))
+            .map_err(|e| Error::Invalid(format!("query: {}", e.body_text())))
+    }
+}
+
+/// Checks `limit` against 1..=1000, defaulting to 100.
+pub fn limit(limit: Option<i64>) -> Result<i64, Error> {
+    match limit.unwrap_or(100) {
+        n @ 1..=1000 => Ok(n),
+        n => Err(Error::Invalid(format!("limit {n} is out of range 1-1000"))),
+    }
+}
+
+/// A request body, or `too_large` / `invalid` in the contract's form.
+pub fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Error> {
+    body.map_err(|e| match e {
+        BytesRejection::FailedToBufferBody(_) => Error::TooLarge("the request body is too large".into()),
+        other => Error::Invalid(other.body_text()),
+    })
+}
+
+/// Parses a JSON body into `T`, naming what is wrong.
+pub fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    serde_json::from_slice(bytes).map_err(|e| Error::Invalid(format!("malformed JSON body: {e}")))
+}

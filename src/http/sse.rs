@@ -1,0 +1,121 @@
+//! `GET /api/events/stream`: Server-Sent Events over the same store and
+//! cursor, resuming from `Last-Event-ID` (CONTRACT.md section 4).
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::routing::get;
+use futures::Stream;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::{Params, bearer};
+use crate::AppState;
+use crate::auth::Principal;
+use crate::cursor::Cursor;
+use crate::error::{Error, Result};
+use crate::event::TypeFilter;
+use crate::feed::{Start, resolve_start};
+use crate::store::FeedQuery;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/events/stream", get(stream))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StreamQuery {
+    after: Option<String>,
+    types: Option<String>,
+    access_token: Option<String>,
+}
+
+/// Without a cursor the stream starts live, like a socket without `after`.
+async fn stream(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Params(q): Params<StreamQuery>,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
+    let token = bearer(&headers)
+        .or(q.access_token.as_deref())
+        .ok_or_else(|| Error::Unauthorized("missing token".into()))?;
+    let who = state.verifier.verify(token)?;
+    let types = TypeFilter::parse_list(q.types.as_deref().unwrap_or(""))?;
+    let last_id = headers.get("last-event-id").map(|v| v.to_str().unwrap_or("?"));
+    let after = last_id.or(q.after.as_deref()).map(str::parse::<Cursor>).transpose()?;
+    let start = resolve_start(&state.store, None, after, state.feed.head()).await?;
+
+    let (tx, rx) = mpsc::channel(256);
+    tokio::spawn(pump(state, who, types, start, tx));
+    Ok(Sse::new(ReceiverStream::new(rx)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+type Tx = mpsc::Sender<Result<SseEvent, Infallible>>;
+
+/// Feeds one SSE client until it goes away or its token expires.
+async fn pump(state: AppState, who: Principal, types: TypeFilter, start: Start, tx: Tx) {
+    let expiry = Duration::from_millis((who.exp * 1000 - chrono::Utc::now().timestamp_millis()).max(0) as u64);
+    tokio::select! {
+        _ = send_all(&state, &who, &types, start, &tx) => {}
+        _ = tokio::time::sleep(expiry) => {
+            let _ = tx.send(Ok(SseEvent::default().event("auth:expired").data(json!({ "exp": who.exp }).to_string()))).await;
+        }
+        _ = tx.closed() => {}
+    }
+}
+
+async fn send_all(state: &AppState, who: &Principal, types: &TypeFilter, start: Start, tx: &Tx) {
+    let mut cursor = match start {
+        Start::After(cursor) => cursor,
+        Start::Reset { head } => {
+            let reset = json!({ "cursor": head, "reason": "expired" }).to_string();
+            if tx.send(Ok(SseEvent::default().event("feed:reset").data(reset))).await.is_err() {
+                return;
+            }
+            head
+        }
+    };
+    let mut head = state.feed.watch();
+    loop {
+        head.borrow_and_update();
+        let query = FeedQuery {
+            tenant_id: &who.tenant_id,
+            user_id: &who.user_id,
+            after: cursor,
+            until: None,
+            types,
+            limit: 500,
+        };
+        let page = match state.store.read_feed(&query).await {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::warn!(error = %e, "SSE read failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        for event in page.events {
+            cursor = event.cursor;
+            let sse = SseEvent::default().id(cursor.to_string()).event(&event.event_type);
+            let sse = match sse.json_data(&event) {
+                Ok(sse) => sse,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot encode an event for SSE");
+                    return;
+                }
+            };
+            if tx.send(Ok(sse)).await.is_err() {
+                return;
+            }
+        }
+        if !page.has_more && head.changed().await.is_err() {
+            return;
+        }
+    }
+}

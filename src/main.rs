@@ -1,0 +1,85 @@
+//! Boots: reads `.env` and flags, sets up logging, and runs a command.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser;
+use eventfeed::cli::{Cli, Command};
+use eventfeed::config::{Config, LogFormat};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let _ = dotenvy::dotenv();
+    let cli = Cli::parse();
+    init_tracing(cli.config.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("eventfeed: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async move {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => serve(cli.config).await,
+            other => eventfeed::cli::run(other, cli.config).await,
+        }
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line naming the problem and the fix; no backtrace.
+            eprintln!("eventfeed: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let addr = config.addr;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (is the port in use? set EVENTFEED_ADDR)"))?;
+    let server = eventfeed::build(config).await?;
+    match server.state.store.kind() {
+        "postgres" => tracing::info!("store: PostgreSQL"),
+        kind => tracing::warn!(
+            "store: embedded {kind} file; PostgreSQL (DATABASE_URL) is the production store and the only one for several processes"
+        ),
+    }
+    let local = listener.local_addr()?;
+    // The one line on stdout: tests and scripts wait for it.
+    println!("listening on {local}");
+    tracing::info!(%local, "serving");
+    eventfeed::run(listener, server, shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}

@@ -1,0 +1,111 @@
+//! Connect: authenticate the handshake, then join rooms, start delivery,
+//! watch the token's expiry, and announce presence.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::Query;
+use serde_json::{Value, json};
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::{SocketRef, State, TryData};
+
+use super::session::Session;
+use super::{delivery, handlers, presence};
+use crate::AppState;
+use crate::cursor::Cursor;
+use crate::error::Error;
+use crate::feed::{Start, consumer_name, resolve_start};
+use crate::store::ConsumerKey;
+
+/// Where this socket's delivery starts: `None` is live only.
+#[derive(Clone, Copy)]
+pub(super) struct Resume(pub Option<Start>);
+
+/// Connect middleware: refuses with `authentication failed: …` or `invalid cursor`.
+pub async fn authenticate<A: Adapter>(
+    s: SocketRef<A>,
+    TryData(auth): TryData<Value>,
+    State(state): State<AppState>,
+) -> Result<(), String> {
+    admit(&s, auth.unwrap_or(Value::Null), &state).await.map_err(|e| e.body().message)
+}
+
+async fn admit<A: Adapter>(s: &SocketRef<A>, auth: Value, state: &AppState) -> Result<(), Error> {
+    let parts = s.req_parts();
+    let query_token = || {
+        Query::<HashMap<String, String>>::try_from_uri(&parts.uri).ok().and_then(|Query(mut q)| q.remove("token"))
+    };
+    let token = match auth.get("token") {
+        Some(Value::String(t)) => Some(t.clone()),
+        _ => query_token().or_else(|| crate::http::bearer(&parts.headers).map(str::to_owned)),
+    }
+    .ok_or_else(|| Error::Unauthorized("missing token".into()))?;
+    let who = state.verifier.verify(&token)?;
+
+    let after = match auth.get("after") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(c)) => Some(c.parse::<Cursor>()?),
+        Some(Value::Number(n)) if n.as_u64() == Some(0) => Some(Cursor::ZERO),
+        Some(_) => return Err(Error::InvalidCursor),
+    };
+    let consumer = match auth.get("consumer") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(c)) => Some(consumer_name(c)?.to_owned()),
+        Some(_) => return Err(Error::Invalid("consumer must be a string".into())),
+    };
+    let resume = if after.is_some() || consumer.is_some() {
+        let key = consumer
+            .as_deref()
+            .map(|consumer| ConsumerKey { tenant_id: &who.tenant_id, user_id: &who.user_id, consumer });
+        Some(resolve_start(&state.store, key, after, Cursor::ZERO).await?)
+    } else {
+        None
+    };
+    let filter = state.namespace_filter(s.ns());
+    s.extensions.insert(Arc::new(Session::new(who, consumer, filter)));
+    s.extensions.insert(Resume(resume));
+    Ok(())
+}
+
+pub async fn on_connect<A: Adapter>(s: SocketRef<A>, State(state): State<AppState>) {
+    let (Some(session), Some(Resume(resume))) = (s.extensions.get::<Arc<Session>>(), s.extensions.get::<Resume>())
+    else {
+        return;
+    };
+    // Handlers first: the client may emit as soon as it is connected.
+    handlers::register(&s);
+    s.on_disconnect(on_disconnect::<A>);
+    s.join(presence::rooms(&session, &s.id.to_string()));
+    metrics::gauge!("eventfeed_connected_sockets").increment(1.0);
+
+    tokio::spawn(delivery::run(s.clone(), session.clone(), state, resume));
+    tokio::spawn(expire(s.clone(), session.clone()));
+    presence::announce(&s, &session, true).await;
+}
+
+async fn on_disconnect<A: Adapter>(s: SocketRef<A>) {
+    metrics::gauge!("eventfeed_connected_sockets").decrement(1.0);
+    let Some(session) = s.extensions.get::<Arc<Session>>() else { return };
+    session.closed.cancel();
+    presence::announce(&s, &session, false).await;
+}
+
+/// Sends `auth:expired` and disconnects at the token's `exp`, unless an
+/// `auth:refresh` moved it.
+async fn expire<A: Adapter>(s: SocketRef<A>, session: Arc<Session>) {
+    loop {
+        let exp = session.principal().exp;
+        let left_ms = exp.saturating_mul(1000) - chrono::Utc::now().timestamp_millis();
+        if left_ms > 0 {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(left_ms as u64)) => {}
+                _ = session.closed.cancelled() => return,
+            }
+            continue;
+        }
+        let _ = s.emit("auth:expired", &json!({ "exp": exp }));
+        let _ = s.disconnect();
+        return;
+    }
+}

@@ -1,0 +1,148 @@
+//! One socket's delivery: replay what it missed, paced to what the socket
+//! drains, then join the live feed at the tailer's cursor (DESIGN.md point 6).
+//! If the socket falls behind live, it leaves, catches up the same way, and
+//! joins again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::json;
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::SocketRef;
+use socketioxide::{SendError, SocketError};
+
+use super::session::Session;
+use crate::AppState;
+use crate::cursor::Cursor;
+use crate::event::Event;
+use crate::feed::{Sink, SinkError, Start};
+use crate::store::FeedQuery;
+
+/// Events read from the store per page of a replay.
+const PAGE: i64 = 500;
+/// How long to wait for a full send buffer to drain before trying again.
+const DRAIN_WAIT: Duration = Duration::from_millis(2);
+
+/// The socket is gone; stop.
+struct Closed;
+
+struct SocketSink<A: Adapter> {
+    socket: SocketRef<A>,
+    session: Arc<Session>,
+}
+
+impl<A: Adapter> Sink for SocketSink<A> {
+    fn wants(&self, event: &Event) -> bool {
+        self.session.wants(event)
+    }
+
+    fn send(&self, event: &Event) -> Result<(), SinkError> {
+        match self.socket.emit(&event.event_type, event) {
+            Ok(()) => Ok(()),
+            Err(SendError::Socket(SocketError::InternalChannelFull)) => Err(SinkError::Full),
+            Err(_) => Err(SinkError::Closed),
+        }
+    }
+}
+
+pub(super) async fn run<A: Adapter>(socket: SocketRef<A>, session: Arc<Session>, state: AppState, start: Option<Start>) {
+    let closed = session.closed.clone();
+    tokio::select! {
+        _ = deliver(socket, session, state, start) => {}
+        _ = closed.cancelled() => {}
+    }
+}
+
+async fn deliver<A: Adapter>(socket: SocketRef<A>, session: Arc<Session>, state: AppState, start: Option<Start>) -> Result<(), Closed> {
+    let mut cursor = match start {
+        None => state.feed.head(),
+        Some(Start::After(cursor)) => cursor,
+        Some(Start::Reset { head }) => {
+            send_paced(&socket, "feed:reset", &json!({ "cursor": head, "reason": "expired" })).await?;
+            head
+        }
+    };
+    let mut replaying = matches!(start, Some(Start::After(_)));
+    let sink: Arc<dyn Sink> = Arc::new(SocketSink { socket: socket.clone(), session: session.clone() });
+    let mut head = state.feed.watch();
+    let mut target = state.feed.head();
+    loop {
+        if target < cursor {
+            // This socket's cursor is ahead of our tailer (it came from
+            // another node): wait for the tailer to pass it.
+            head.borrow_and_update();
+            target = state.feed.head();
+            if target < cursor {
+                head.changed().await.map_err(|_| Closed)?;
+                target = state.feed.head();
+            }
+            continue;
+        }
+        let sent = catch_up(&socket, &session, &state, cursor, target).await?;
+        cursor = target;
+        if replaying {
+            replaying = false;
+            send_paced(&socket, "feed:replayed", &json!({ "count": sent, "cursor": cursor })).await?;
+            metrics::counter!("eventfeed_replays_total").increment(1);
+            metrics::counter!("eventfeed_replayed_events_total").increment(sent);
+        }
+        match state.feed.join(cursor, &session.tenant_id, sink.clone()) {
+            // Live until the socket falls behind; then resume where it stopped.
+            Ok(mut membership) => {
+                cursor = (&mut membership.lagged).await.map_err(|_| Closed)?;
+                target = state.feed.head();
+            }
+            // The tailer moved on meanwhile: catch up to it.
+            Err(live) => target = live,
+        }
+    }
+}
+
+/// Sends the events in `(from, to]` visible to this socket, page by page.
+async fn catch_up<A: Adapter>(socket: &SocketRef<A>, session: &Session, state: &AppState, from: Cursor, to: Cursor) -> Result<u64, Closed> {
+    let mut cursor = from;
+    let mut sent = 0;
+    while cursor < to {
+        let types = session.filter();
+        let query = FeedQuery {
+            tenant_id: &session.tenant_id,
+            user_id: &session.user_id,
+            after: cursor,
+            until: Some(to),
+            types: &types,
+            limit: PAGE,
+        };
+        let page = match state.store.read_feed(&query).await {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::warn!(error = %e, "replay read failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        for event in &page.events {
+            send_paced(socket, &event.event_type, event).await?;
+        }
+        sent += page.events.len() as u64;
+        cursor = match (page.has_more, page.events.last()) {
+            (true, Some(last)) => last.cursor,
+            _ => to,
+        };
+    }
+    Ok(sent)
+}
+
+/// Emits, waiting while the socket's send buffer is full.
+async fn send_paced<A: Adapter, T: Serialize + ?Sized>(socket: &SocketRef<A>, event: &str, data: &T) -> Result<(), Closed> {
+    loop {
+        match socket.emit(event, data) {
+            Ok(()) => return Ok(()),
+            Err(SendError::Socket(SocketError::InternalChannelFull)) => tokio::time::sleep(DRAIN_WAIT).await,
+            Err(e) => {
+                tracing::debug!(error = %e, "emit failed; the socket is closing");
+                return Err(Closed);
+            }
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! Presence across every process: who is connected, from the rooms each
+//! socket joins, read through the adapter (the PostgreSQL adapter asks the
+//! other nodes too).
+
+use std::collections::BTreeMap;
+
+use chrono::{SecondsFormat, Utc};
+use serde::Serialize;
+use serde_json::json;
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::SocketRef;
+
+use super::session::Session;
+
+const PRESENCE_PREFIX: &str = "presence:";
+
+pub fn tenant_room(tenant: &str) -> String {
+    format!("tenant:{tenant}")
+}
+
+pub fn user_room(tenant: &str, user: &str) -> String {
+    format!("user:{tenant}:{user}")
+}
+
+/// The rooms a socket joins at connect. The presence room is unique to the
+/// socket and names its user, so one rooms query lists everyone online.
+pub fn rooms(session: &Session, sid: &str) -> Vec<String> {
+    let presence = json!([session.tenant_id, sid, session.user_id, session.username]);
+    vec![
+        tenant_room(&session.tenant_id),
+        user_room(&session.tenant_id, &session.user_id),
+        format!("{PRESENCE_PREFIX}{presence}"),
+    ]
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Online {
+    pub user_id: String,
+    pub username: Option<String>,
+    pub connections: usize,
+}
+
+/// Everyone connected in the socket's tenant and namespace, on every node.
+pub async fn list<A: Adapter>(s: &SocketRef<A>, session: &Session) -> Vec<Online> {
+    let rooms = match s.within(tenant_room(&session.tenant_id)).rooms().await {
+        Ok(rooms) => rooms,
+        Err(e) => {
+            tracing::warn!(error = %e, "presence query failed");
+            return Vec::new();
+        }
+    };
+    let mut users: BTreeMap<String, Online> = BTreeMap::new();
+    for room in rooms {
+        let Some(entry) = room.strip_prefix(PRESENCE_PREFIX) else { continue };
+        let Ok((tenant, _sid, user_id, username)) =
+            serde_json::from_str::<(String, String, String, Option<String>)>(entry)
+        else {
+            continue;
+        };
+        if tenant == session.tenant_id {
+            let online = users.entry(user_id.clone()).or_insert(Online { user_id, username, connections: 0 });
+            online.connections += 1;
+        }
+    }
+    users.into_values().collect()
+}
+
+/// Other sockets of this socket's user, on every node.
+async fn others<A: Adapter>(s: &SocketRef<A>, session: &Session) -> Option<usize> {
+    match s.within(user_room(&session.tenant_id, &session.user_id)).fetch_sockets().await {
+        Ok(sockets) => Some(sockets.iter().filter(|r| r.data().id != s.id).count()),
+        Err(e) => {
+            tracing::warn!(error = %e, "presence count failed");
+            None
+        }
+    }
+}
+
+/// `user:online` when this is the user's first socket, `user:offline` when
+/// it was the last, to the tenant room on every node.
+pub async fn announce<A: Adapter>(s: &SocketRef<A>, session: &Session, online: bool) {
+    if others(s, session).await != Some(0) {
+        return;
+    }
+    let event = if online { "user:online" } else { "user:offline" };
+    let payload = json!({
+        "userId": session.user_id,
+        "username": session.username,
+        "timestamp": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+    });
+    if let Err(e) = s.within(tenant_room(&session.tenant_id)).emit(event, &payload).await {
+        tracing::debug!(error = %e, event, "presence broadcast incomplete");
+    }
+}

@@ -1,0 +1,115 @@
+//! Per-socket state, kept in the socket's extensions.
+
+use std::sync::{Mutex, RwLock};
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::Principal;
+use crate::event::{Event, TypeFilter};
+
+/// Client events a socket may send per second, sustained.
+const RATE_PER_SEC: f64 = 100.0;
+/// And in a burst.
+const BURST: f64 = 200.0;
+/// Refused events in a row after which a flooding socket is disconnected.
+const FLOOD_LIMIT: u32 = 1000;
+
+pub struct Session {
+    pub tenant_id: String,
+    pub user_id: String,
+    pub username: Option<String>,
+    pub consumer: Option<String>,
+    principal: RwLock<Principal>,
+    filter: RwLock<TypeFilter>,
+    bucket: Mutex<Bucket>,
+    /// Cancelled when the socket disconnects: ends its background tasks.
+    pub closed: CancellationToken,
+}
+
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+    refused: u32,
+}
+
+/// What the rate limiter says about one client event.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Rate {
+    Allow,
+    Refuse,
+    Disconnect,
+}
+
+impl Session {
+    pub fn new(principal: Principal, consumer: Option<String>, filter: TypeFilter) -> Self {
+        Session {
+            tenant_id: principal.tenant_id.clone(),
+            user_id: principal.user_id.clone(),
+            username: principal.username.clone(),
+            consumer,
+            principal: RwLock::new(principal),
+            filter: RwLock::new(filter),
+            bucket: Mutex::new(Bucket { tokens: BURST, at: Instant::now(), refused: 0 }),
+            closed: CancellationToken::new(),
+        }
+    }
+
+    pub fn principal(&self) -> Principal {
+        self.principal.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set_principal(&self, principal: Principal) {
+        *self.principal.write().unwrap_or_else(|e| e.into_inner()) = principal;
+    }
+
+    pub fn filter(&self) -> TypeFilter {
+        self.filter.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set_filter(&self, filter: TypeFilter) {
+        *self.filter.write().unwrap_or_else(|e| e.into_inner()) = filter;
+    }
+
+    /// Whether this socket should get the event live (its tenant is checked by the feed).
+    pub fn wants(&self, event: &Event) -> bool {
+        event.visible_to(&self.user_id) && self.filter.read().unwrap_or_else(|e| e.into_inner()).matches(&event.event_type)
+    }
+
+    /// Token bucket over the client events this socket sends.
+    pub fn rate(&self) -> Rate {
+        let mut b = self.bucket.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * RATE_PER_SEC).min(BURST);
+        b.at = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            b.refused = 0;
+            Rate::Allow
+        } else {
+            b.refused += 1;
+            if b.refused > FLOOD_LIMIT { Rate::Disconnect } else { Rate::Refuse }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floods_are_refused_then_cut() {
+        let p = Principal {
+            tenant_id: "t".into(),
+            user_id: "u".into(),
+            username: None,
+            roles: Default::default(),
+            exp: 0,
+        };
+        let s = Session::new(p, None, TypeFilter::all());
+        let verdicts: Vec<Rate> = (0..(BURST as usize + FLOOD_LIMIT as usize + 5)).map(|_| s.rate()).collect();
+        assert!(verdicts[..BURST as usize].iter().all(|r| *r == Rate::Allow));
+        assert_eq!(verdicts[BURST as usize + 1], Rate::Refuse);
+        assert_eq!(verdicts.last(), Some(&Rate::Disconnect));
+    }
+}

@@ -1,0 +1,205 @@
+//! The event store: one interface, two implementations.
+//!
+//! PostgreSQL is the production store and the only one for several processes;
+//! the embedded SQLite file is the zero-setup default. Both give the same
+//! contract: cursor order, idempotent ids, stream versions, consumer cursors.
+
+mod commit;
+pub mod postgres;
+
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use uuid::Uuid;
+
+pub use commit::Appender;
+
+use crate::cursor::Cursor;
+use crate::error::Result;
+use crate::event::{Actor, Audience, Event, EventType, StreamName, TypeFilter};
+
+/// A validated event to append.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub id: Option<Uuid>,
+    pub stream: StreamName,
+    pub event_type: EventType,
+    pub data: Value,
+    pub expected_version: Option<i64>,
+    pub actor: Option<Actor>,
+    pub audience: Option<Audience>,
+    pub metadata: Option<Value>,
+}
+
+/// Events appended together, all or nothing.
+#[derive(Debug, Clone)]
+pub struct AppendRequest {
+    pub tenant_id: String,
+    pub events: Vec<NewEvent>,
+}
+
+/// One page of a cursor read.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    pub events: Vec<Event>,
+    pub has_more: bool,
+}
+
+/// A read of one tenant's events after a cursor.
+#[derive(Debug, Clone)]
+pub struct FeedQuery<'a> {
+    pub tenant_id: &'a str,
+    /// The reading user: events addressed to others are skipped.
+    pub user_id: &'a str,
+    pub after: Cursor,
+    /// Read nothing beyond this cursor (the replay's hand-over point).
+    pub until: Option<Cursor>,
+    pub types: &'a TypeFilter,
+    pub limit: i64,
+}
+
+/// An auditor's query: every event of the tenant, audience ignored.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub types: TypeFilter,
+    pub stream: Option<String>,
+    pub actor: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub after: Cursor,
+    pub limit: i64,
+}
+
+/// A stored consumer cursor's key: consumers are per user.
+#[derive(Debug, Clone, Copy)]
+pub struct ConsumerKey<'a> {
+    pub tenant_id: &'a str,
+    pub user_id: &'a str,
+    pub consumer: &'a str,
+}
+
+/// Wakes the tailer when new events may have committed.
+pub enum Doorbell {
+    Postgres(sqlx::postgres::PgListener),
+    Local(tokio::sync::watch::Receiver<()>),
+}
+
+impl Doorbell {
+    /// Waits for the next ring. An error means the bell is broken: reconnect.
+    pub async fn ring(&mut self) -> anyhow::Result<()> {
+        match self {
+            Doorbell::Postgres(listener) => match listener.try_recv().await? {
+                // Notifications already here ring the same bell: one read serves them all.
+                Some(_) => {
+                    while listener.next_buffered().is_some() {}
+                    Ok(())
+                }
+                None => anyhow::bail!("the LISTEN connection was lost"),
+            },
+            Doorbell::Local(rx) => Ok(rx.changed().await?),
+        }
+    }
+}
+
+/// Opens the store the config names: PostgreSQL when `DATABASE_URL` is set,
+/// else the embedded file.
+pub async fn open(config: &crate::config::Config) -> anyhow::Result<Store> {
+    match &config.database_url {
+        Some(url) => Ok(Store::Postgres(postgres::PgStore::connect(&url.0).await?)),
+        None => anyhow::bail!("DATABASE_URL is not set"),
+    }
+}
+
+#[derive(Clone)]
+pub enum Store {
+    Postgres(postgres::PgStore),
+
+}
+
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $call:expr) => {
+        match $self {
+            Store::Postgres($s) => $call,
+
+        }
+    };
+}
+
+impl Store {
+    /// Appends the requests in one transaction; each request keeps its own outcome.
+    /// The outer error means the transaction as a whole failed.
+    pub async fn append_batch(&self, batch: &[AppendRequest]) -> Result<Vec<Result<Vec<Event>>>> {
+        dispatch!(self, s => s.append_batch(batch).await)
+    }
+
+    /// One tenant's events visible to a user, after a cursor, in cursor order.
+    pub async fn read_feed(&self, q: &FeedQuery<'_>) -> Result<Page> {
+        dispatch!(self, s => s.read_feed(q).await)
+    }
+
+    /// Every tenant's events after a cursor: the tailer's read.
+    pub async fn read_all(&self, after: Cursor, limit: i64) -> Result<Vec<Event>> {
+        dispatch!(self, s => s.read_all(after, limit).await)
+    }
+
+    /// One stream's events visible to a user, in version order.
+    pub async fn read_stream(&self, tenant_id: &str, user_id: &str, stream: &str, from_version: i64, limit: i64) -> Result<Page> {
+        dispatch!(self, s => s.read_stream(tenant_id, user_id, stream, from_version, limit).await)
+    }
+
+    pub async fn audit(&self, tenant_id: &str, q: &AuditQuery) -> Result<Page> {
+        dispatch!(self, s => s.audit(tenant_id, q).await)
+    }
+
+    pub async fn save_cursor(&self, key: ConsumerKey<'_>, cursor: Cursor) -> Result<()> {
+        dispatch!(self, s => s.save_cursor(key, cursor).await)
+    }
+
+    pub async fn load_cursor(&self, key: ConsumerKey<'_>) -> Result<Option<Cursor>> {
+        dispatch!(self, s => s.load_cursor(key).await)
+    }
+
+    /// The cursor of the newest visible event (or `0`).
+    pub async fn head(&self) -> Result<Cursor> {
+        dispatch!(self, s => s.head().await)
+    }
+
+    /// Events at or before this cursor were deleted by retention.
+    pub async fn retention_floor(&self) -> Result<Option<Cursor>> {
+        dispatch!(self, s => s.retention_floor().await)
+    }
+
+    /// Deletes events older than `before`; returns how many.
+    pub async fn prune(&self, before: DateTime<Utc>) -> Result<u64> {
+        dispatch!(self, s => s.prune(before).await)
+    }
+
+    /// Events committed but not yet readable because an older transaction is open.
+    pub async fn horizon_lag(&self) -> Result<i64> {
+        dispatch!(self, s => s.horizon_lag().await)
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        dispatch!(self, s => s.ping().await)
+    }
+
+    pub async fn doorbell(&self) -> Result<Doorbell> {
+        dispatch!(self, s => s.doorbell().await)
+    }
+
+    pub async fn close(&self) {
+        dispatch!(self, s => s.close().await)
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Store::Postgres(_) => "postgres",
+
+        }
+    }
+}
+
+/// Whether `cursor` is behind the retention floor (its events are gone).
+pub fn expired(cursor: Cursor, floor: Option<Cursor>) -> bool {
+    floor.is_some_and(|f| cursor < f)
+}

@@ -1,0 +1,379 @@
+//! The PostgreSQL store: the production store, shared by every process.
+//!
+//! Reads only see rows below the snapshot horizon (`tx_id` lower than every
+//! transaction still open), so a reader never passes an event that commits
+//! later (DESIGN.md point 2).
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::LazyLock;
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgRow};
+use sqlx::types::Json;
+use sqlx::{PgPool, Row};
+use uuid::Uuid;
+
+use super::{AppendRequest, AuditQuery, ConsumerKey, Doorbell, FeedQuery, Page};
+use crate::cursor::Cursor;
+use crate::error::{Error, Result};
+use crate::event::{Actor, Audience, Event};
+
+/// The notification channel rung by the events trigger.
+pub const CHANNEL: &str = "eventfeed";
+/// Names the LISTEN connection in pg_stat_activity.
+pub const LISTENER_APP_NAME: &str = "eventfeed-listener";
+
+const COLUMNS: &str = "position, tx_id, id, tenant_id, stream, version, type, data, \
+                       actor_id, actor_name, audience, metadata, created_at";
+/// Every transaction below this id has finished.
+const HORIZON: &str = "(SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint)";
+const TYPE_MATCH: &str = "(cardinality($E::text[]) + cardinality($P::text[]) = 0 \
+     OR type = ANY($E::text[]) \
+     OR EXISTS (SELECT 1 FROM unnest($P::text[]) p WHERE starts_with(type, p)))";
+
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    /// The Socket.IO adapter's own connections (its LISTEN and NOTIFYs).
+    adapter: PgPool,
+    options: PgConnectOptions,
+}
+
+impl PgStore {
+    /// Connects and runs the migrations.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let options = PgConnectOptions::from_str(url)
+            .context("DATABASE_URL is not a valid postgres:// URL")?
+            .application_name("eventfeed");
+        let pool = PgPoolOptions::new()
+            .max_connections(20)
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .connect_with(options.clone())
+            .await
+            .context("cannot connect to DATABASE_URL: is PostgreSQL running and the URL right?")?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&pool)
+            .await
+            .context("database migration failed")?;
+        let adapter = PgPoolOptions::new()
+            .max_connections(4)
+            .connect_lazy_with(options.clone().application_name("eventfeed-adapter"));
+        Ok(PgStore { pool, adapter, options })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub fn adapter_pool(&self) -> PgPool {
+        self.adapter.clone()
+    }
+
+    pub async fn append_batch(&self, batch: &[AppendRequest]) -> Result<Vec<Result<Vec<Event>>>> {
+        let mut outcomes = self.append_once(batch).await?;
+        // A concurrent append of the same id raced this batch: run that request
+        // again on its own, now that the other transaction has finished.
+        for (i, outcome) in outcomes.iter_mut().enumerate() {
+            if outcome.is_none() {
+                let mut again = self.append_once(std::slice::from_ref(&batch[i])).await?;
+                *outcome = again.pop().flatten();
+            }
+        }
+        Ok(outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Err(Error::internal(anyhow::anyhow!("concurrent append of the same id")))))
+            .collect())
+    }
+
+    /// One transaction; `None` marks a request to retry alone.
+    async fn append_once(&self, batch: &[AppendRequest]) -> Result<Vec<Option<Result<Vec<Event>>>>> {
+        let requests: Vec<Value> = batch.iter().map(request_json).collect();
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(
+            "SELECT code, message, current_version, positions FROM eventfeed.append_batch($1) ORDER BY request",
+        )
+        .bind(Json(requests))
+        .fetch_all(&mut *tx)
+        .await?;
+        let all: Vec<i64> = rows
+            .iter()
+            .filter_map(|r| r.get::<Option<Vec<i64>>, _>("positions"))
+            .flatten()
+            .collect();
+        static SQL: LazyLock<String> =
+            LazyLock::new(|| format!("SELECT {COLUMNS} FROM eventfeed.events WHERE position = ANY($1)"));
+        let stored = sqlx::query(SQL.as_str())
+            .bind(&all)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+
+        let by_position: HashMap<i64, Event> =
+            stored.iter().map(|r| Ok((r.try_get("position")?, event_from_row(r)?))).collect::<Result<_>>()?;
+        let outcomes = rows
+            .iter()
+            .map(|row| {
+                let code: Option<String> = row.get("code");
+                match code.as_deref() {
+                    None => {
+                        let positions: Vec<i64> = row.get::<Option<Vec<i64>>, _>("positions").unwrap_or_default();
+                        let events = positions.iter().filter_map(|p| by_position.get(p).cloned()).collect();
+                        Some(Ok(events))
+                    }
+                    Some("conflict") => {
+                        let current: i64 = row.get::<Option<i64>, _>("current_version").unwrap_or(0);
+                        let message = row.get::<Option<String>, _>("message").unwrap_or_default();
+                        Some(Err(Error::Conflict { message, current_version: current }))
+                    }
+                    Some("retry") => None,
+                    Some(_) => Some(Err(Error::Invalid(row.get::<Option<String>, _>("message").unwrap_or_default()))),
+                }
+            })
+            .collect();
+        Ok(outcomes)
+    }
+
+    pub async fn read_feed(&self, q: &FeedQuery<'_>) -> Result<Page> {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "SELECT {COLUMNS} FROM eventfeed.events \
+                 WHERE tenant_id = $1 AND (tx_id, position) > ($2, $3) AND (tx_id, position) <= ($4, $5) \
+                   AND tx_id < {HORIZON} AND (audience IS NULL OR $6 = ANY(audience)) AND {types} \
+                 ORDER BY tx_id, position LIMIT $9",
+                types = type_match(7, 8)
+            )
+        });
+        let until = q.until.unwrap_or(Cursor::new(i64::MAX, i64::MAX));
+        let rows = sqlx::query(SQL.as_str())
+            .bind(q.tenant_id)
+            .bind(q.after.tx_id)
+            .bind(q.after.position)
+            .bind(until.tx_id)
+            .bind(until.position)
+            .bind(q.user_id)
+            .bind(q.types.exact())
+            .bind(q.types.prefixes())
+            .bind(q.limit + 1)
+            .fetch_all(&self.pool)
+            .await?;
+        page(rows, q.limit)
+    }
+
+    pub async fn read_all(&self, after: Cursor, limit: i64) -> Result<Vec<Event>> {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "SELECT {COLUMNS} FROM eventfeed.events \
+                 WHERE (tx_id, position) > ($1, $2) AND tx_id < {HORIZON} \
+                 ORDER BY tx_id, position LIMIT $3"
+            )
+        });
+        let rows = sqlx::query(SQL.as_str())
+            .bind(after.tx_id)
+            .bind(after.position)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    pub async fn read_stream(&self, tenant_id: &str, user_id: &str, stream: &str, from_version: i64, limit: i64) -> Result<Page> {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "SELECT {COLUMNS} FROM eventfeed.events \
+                 WHERE tenant_id = $1 AND stream = $2 AND version >= $3 \
+                   AND (audience IS NULL OR $4 = ANY(audience)) \
+                 ORDER BY version LIMIT $5"
+            )
+        });
+        let rows = sqlx::query(SQL.as_str())
+            .bind(tenant_id)
+            .bind(stream)
+            .bind(from_version)
+            .bind(user_id)
+            .bind(limit + 1)
+            .fetch_all(&self.pool)
+            .await?;
+        page(rows, limit)
+    }
+
+    pub async fn audit(&self, tenant_id: &str, q: &AuditQuery) -> Result<Page> {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "SELECT {COLUMNS} FROM eventfeed.events \
+                 WHERE tenant_id = $1 AND (tx_id, position) > ($2, $3) AND tx_id < {HORIZON} \
+                   AND {types} \
+                   AND ($6::text IS NULL OR stream = $6) \
+                   AND ($7::text IS NULL OR actor_id = $7) \
+                   AND ($8::timestamptz IS NULL OR created_at >= $8) \
+                   AND ($9::timestamptz IS NULL OR created_at < $9) \
+                 ORDER BY tx_id, position LIMIT $10",
+                types = type_match(4, 5)
+            )
+        });
+        let rows = sqlx::query(SQL.as_str())
+            .bind(tenant_id)
+            .bind(q.after.tx_id)
+            .bind(q.after.position)
+            .bind(q.types.exact())
+            .bind(q.types.prefixes())
+            .bind(&q.stream)
+            .bind(&q.actor)
+            .bind(q.from)
+            .bind(q.to)
+            .bind(q.limit + 1)
+            .fetch_all(&self.pool)
+            .await?;
+        page(rows, q.limit)
+    }
+
+    pub async fn save_cursor(&self, key: ConsumerKey<'_>, cursor: Cursor) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO eventfeed.consumers (tenant_id, user_id, consumer, tx_id, position) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (tenant_id, user_id, consumer) \
+             DO UPDATE SET tx_id = $4, position = $5, updated_at = now()",
+        )
+        .bind(key.tenant_id)
+        .bind(key.user_id)
+        .bind(key.consumer)
+        .bind(cursor.tx_id)
+        .bind(cursor.position)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn load_cursor(&self, key: ConsumerKey<'_>) -> Result<Option<Cursor>> {
+        let row = sqlx::query(
+            "SELECT tx_id, position FROM eventfeed.consumers \
+             WHERE tenant_id = $1 AND user_id = $2 AND consumer = $3",
+        )
+        .bind(key.tenant_id)
+        .bind(key.user_id)
+        .bind(key.consumer)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| Cursor::new(r.get("tx_id"), r.get("position"))))
+    }
+
+    pub async fn head(&self) -> Result<Cursor> {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "SELECT tx_id, position FROM eventfeed.events WHERE tx_id < {HORIZON} \
+                 ORDER BY tx_id DESC, position DESC LIMIT 1"
+            )
+        });
+        let row = sqlx::query(SQL.as_str()).fetch_optional(&self.pool).await?;
+        Ok(row.map_or(Cursor::ZERO, |r| Cursor::new(r.get("tx_id"), r.get("position"))))
+    }
+
+    pub async fn retention_floor(&self) -> Result<Option<Cursor>> {
+        let row = sqlx::query("SELECT tx_id, position FROM eventfeed.retention")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| Cursor::new(r.get("tx_id"), r.get("position"))))
+    }
+
+    pub async fn prune(&self, before: DateTime<Utc>) -> Result<u64> {
+        // Deletes a prefix of the cursor order (below the horizon), so the
+        // floor is one cursor and every reader behind it is told to reset.
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+            "WITH doomed AS ( \
+                 SELECT tx_id, position FROM eventfeed.events \
+                 WHERE created_at < $1 AND tx_id < {HORIZON} \
+                 ORDER BY tx_id, position LIMIT 10000), \
+             floor AS (SELECT tx_id, position FROM doomed ORDER BY tx_id DESC, position DESC LIMIT 1), \
+             gone AS ( \
+                 DELETE FROM eventfeed.events e USING floor \
+                 WHERE (e.tx_id, e.position) <= (floor.tx_id, floor.position) RETURNING 1), \
+             saved AS ( \
+                 INSERT INTO eventfeed.retention (tx_id, position) SELECT tx_id, position FROM floor \
+                 ON CONFLICT (only_row) DO UPDATE SET tx_id = excluded.tx_id, position = excluded.position) \
+             SELECT count(*) FROM gone"
+            )
+        });
+        let deleted: i64 = sqlx::query_scalar(SQL.as_str()).bind(before).fetch_one(&self.pool).await?;
+        Ok(deleted as u64)
+    }
+
+    pub async fn horizon_lag(&self) -> Result<i64> {
+        static SQL: LazyLock<String> =
+            LazyLock::new(|| format!("SELECT count(*) FROM eventfeed.events WHERE tx_id >= {HORIZON}"));
+        Ok(sqlx::query_scalar(SQL.as_str()).fetch_one(&self.pool).await?)
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// A LISTEN connection of its own, never inside a transaction.
+    pub async fn doorbell(&self) -> Result<Doorbell> {
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_lazy_with(self.options.clone().application_name(LISTENER_APP_NAME));
+        let mut listener = PgListener::connect_with(&pool).await?;
+        listener.listen(CHANNEL).await?;
+        Ok(Doorbell::Postgres(listener))
+    }
+
+    pub async fn close(&self) {
+        self.adapter.close().await;
+        self.pool.close().await;
+    }
+}
+
+/// The type filter's SQL, with its two array parameters at `$e` and `$p`.
+fn type_match(e: usize, p: usize) -> String {
+    TYPE_MATCH.replace("$E", &format!("${e}")).replace("$P", &format!("${p}"))
+}
+
+fn page(rows: Vec<PgRow>, limit: i64) -> Result<Page> {
+    let has_more = rows.len() as i64 > limit;
+    let events = rows.iter().take(limit as usize).map(event_from_row).collect::<Result<_>>()?;
+    Ok(Page { events, has_more })
+}
+
+fn event_from_row(row: &PgRow) -> Result<Event> {
+    let actor_id: Option<String> = row.try_get("actor_id")?;
+    let audience: Option<Vec<String>> = row.try_get("audience")?;
+    Ok(Event {
+        id: row.try_get::<Uuid, _>("id")?,
+        cursor: Cursor::new(row.try_get("tx_id")?, row.try_get("position")?),
+        tenant_id: row.try_get("tenant_id")?,
+        stream: row.try_get("stream")?,
+        version: row.try_get("version")?,
+        event_type: row.try_get("type")?,
+        data: row.try_get::<Json<Value>, _>("data")?.0,
+        actor: actor_id.map(|user_id| Actor { user_id, username: row.get("actor_name") }),
+        audience: audience.map(|users| Audience { users }),
+        metadata: row.try_get::<Option<Json<Value>>, _>("metadata")?.map(|j| j.0),
+        timestamp: row.try_get("created_at")?,
+    })
+}
+
+fn request_json(req: &AppendRequest) -> Value {
+    let events: Vec<Value> = req
+        .events
+        .iter()
+        .map(|e| {
+            json!({
+                "id": e.id,
+                "stream": e.stream.as_str(),
+                "type": e.event_type.as_str(),
+                "data": e.data,
+                "expectedVersion": e.expected_version,
+                "actorId": e.actor.as_ref().map(|a| &a.user_id),
+                "actorName": e.actor.as_ref().and_then(|a| a.username.as_ref()),
+                "audience": e.audience.as_ref().map(|a| &a.users),
+                "metadata": e.metadata,
+            })
+        })
+        .collect();
+    json!({ "tenantId": req.tenant_id, "events": events })
+}
+

@@ -1,0 +1,124 @@
+// Failures under the server: its LISTEN connection killed mid-stream, and the
+// process killed and restarted with an offline consumer waiting.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { useFixture } from './lib/fixture.mjs';
+import { appendHttp, http, readAll, runWriters, tenant } from './lib/http.mjs';
+import { publisher, reader } from './lib/token.mjs';
+import { waitUntil } from './lib/client.mjs';
+import { assertSameSequence, assertWriterOrder } from './lib/check.mjs';
+
+const f = useFixture({ server: false });
+
+async function killListener(old = []) {
+  const pids = await waitUntil(
+    async () => {
+      const p = await f.db.listenerPids();
+      return p.length > 0 && p.every((x) => !old.includes(x)) ? p : null;
+    },
+    20_000,
+    `a LISTEN connection (application_name 'eventfeed-listener') on ${f.db.name}${old.length ? ` other than the killed pid ${old}` : ''}`,
+  );
+  const r = await f.db.query('SELECT pg_terminate_backend(pid) AS ok FROM unnest($1::int[]) AS pid', [pids]);
+  assert.ok(r.rows.every((x) => x.ok === true), `pg_terminate_backend(${pids}) succeeded`);
+  return pids;
+}
+
+test(
+  '6. the LISTEN connection killed mid-stream: the client still receives every event, once',
+  f.run(async () => {
+    const s = await f.start();
+    const T = tenant('l6');
+    const token = reader(T, 'u1');
+    const pub = publisher(T);
+    const c = await f.connect(s, { token, label: 'live' });
+
+    let stop = false;
+    const writersDone = runWriters({
+      writers: 2,
+      total: 20_000,
+      shouldStop: () => stop,
+      appendOne: async (w, i) => (await appendHttp(s, pub, { stream: `w-${w}`, type: 'load:item', data: { w, i } }))[0].id,
+    });
+    try {
+      await c.waitForEnvelopes(150, 30_000);
+      const killed1 = await killListener();
+      const atKill1 = c.envelopes.length;
+      await c.waitForEnvelopes(atKill1 + 250, 30_000);
+      // kill the new LISTEN connection too, if the server opened one
+      const relisten = await killListener(killed1).catch((err) => err);
+      const atKill2 = c.envelopes.length;
+      await c.waitForEnvelopes(atKill2 + 250, 30_000);
+      stop = true;
+      const writers = await writersDone;
+
+      const [marker] = await appendHttp(s, pub, { stream: 'm', type: 'test:marker', data: {} });
+      await c.waitForEvent('test:marker', (e) => e.id === marker.id, 30_000);
+      const read = await readAll(s, token, '0'); // the tenant is new: everything it has
+      const total = writers.reduce((n, w) => n + w.length, 0);
+      assert.equal(read.length, total + 1);
+      assertSameSequence(c.ids(), read.map((e) => e.id), 'live events across the listener kills vs GET /api/events');
+      assertWriterOrder(c.ids(), writers);
+      assert.equal(c.isConnected, true, 'the client stayed connected');
+      // the server re-opens its LISTEN connection (the periodic read alone adds latency)
+      assert.ok(!(relisten instanceof Error), `the server re-opened its LISTEN connection after the first kill: ${relisten.message}`);
+      await waitUntil(
+        async () => (await f.db.listenerPids()).some((p) => !relisten.includes(p)),
+        20_000,
+        'a new LISTEN connection after the second kill',
+      );
+    } finally {
+      stop = true;
+      await writersDone.catch(() => {});
+    }
+  }),
+);
+
+test(
+  '9. offline queue across a restart: consumer c1 gets exactly the events after its ack, once',
+  f.run(async () => {
+    const s1 = await f.start();
+    const T = tenant('q9');
+    const token = reader(T, 'u1', 'one');
+    const pub = publisher(T);
+    const c = await f.connect(s1, { token, consumer: 'c1', label: 'c1 first session' });
+    const e = [];
+    for (let i = 1; i <= 5; i++) e.push((await appendHttp(s1, pub, { stream: 'orders', type: 'order:placed', data: { i } }))[0]);
+    await c.waitForEnvelopes(5);
+    assert.deepEqual(c.ids(), e.map((x) => x.id), 'first session gets e1..e5 live');
+    assert.deepEqual(await c.ack('feed:ack', { cursor: e[2].cursor }), { ok: true }, 'feed:ack of e3');
+    c.close();
+
+    // more events while c1 is away: over HTTP, then the server dies, then through SQL
+    for (let i = 6; i <= 8; i++) e.push((await appendHttp(s1, pub, { stream: 'orders', type: 'order:placed', data: { i } }))[0]);
+    const exit = await s1.kill();
+    assert.equal(exit.signal, 'SIGKILL');
+    for (let i = 9; i <= 10; i++) {
+      const row = await f.db.appendSql({ tenantId: T, stream: 'orders', type: 'order:placed', data: { i } });
+      assert.equal(row.version, i);
+      e.push({ cursor: row.cursor, sql: true });
+    }
+
+    const s2 = await f.start();
+    const r = await f.connect(s2, { token, consumer: 'c1', label: 'c1 after restart' });
+    const replayed = await r.waitForEvent('feed:replayed', () => true, 30_000);
+    assert.deepEqual(
+      r.envelopes.map((x) => x.data.i),
+      [4, 5, 6, 7, 8, 9, 10],
+      'c1 gets the events after its acked cursor (e4..e10), once, in order',
+    );
+    assert.deepEqual(r.envelopes.map((x) => x.cursor), e.slice(3).map((x) => x.cursor), 'their cursors');
+    assert.deepEqual(replayed, { count: 7, cursor: e[9].cursor }, 'feed:replayed payload');
+
+    // then live, once
+    const [e11] = await appendHttp(s2, pub, { stream: 'orders', type: 'order:placed', data: { i: 11 } });
+    await r.waitForEvent('order:placed', (x) => x.id === e11.id);
+    assert.deepEqual(r.envelopes.map((x) => x.data.i), [4, 5, 6, 7, 8, 9, 10, 11], 'then e11 live, once');
+
+    // the same stored cursor serves polling
+    const poll = await http(s2, 'GET', '/api/events?consumer=c1&limit=1000', { token });
+    assert.equal(poll.status, 200, poll.text);
+    assert.deepEqual(poll.body.events.map((x) => x.data.i), [4, 5, 6, 7, 8, 9, 10, 11], 'GET /api/events?consumer=c1');
+  }),
+);
