@@ -18,11 +18,13 @@ use crate::store::{Doorbell, Store};
 const PAGE: i64 = 1000;
 /// The periodic read that covers a half-open LISTEN connection.
 const TICK: Duration = Duration::from_secs(1);
+/// The next read while committed events wait behind an open transaction:
+/// that transaction may be in another database and ring no bell here.
+const HELD_BACK: Duration = Duration::from_millis(10);
 
 pub(super) async fn run(store: Store, feed: Feed, head: watch::Sender<Cursor>) {
     let mut cursor = feed.head();
     let mut bell: Option<Doorbell> = None;
-    let mut tick = tokio::time::interval(TICK);
     loop {
         if bell.is_none() {
             match store.doorbell().await {
@@ -33,6 +35,9 @@ pub(super) async fn run(store: Store, feed: Feed, head: watch::Sender<Cursor>) {
         }
         // Catch up after every wake-up, including the first and every reconnect.
         cursor = catch_up(&store, &feed, cursor, &head).await;
+        let held = store.horizon_lag().await.unwrap_or(0);
+        metrics::gauge!("eventfeed_horizon_lag_events").set(held as f64);
+        let next_read = if held > 0 { HELD_BACK } else { TICK };
 
         tokio::select! {
             rang = ring(&mut bell) => {
@@ -42,7 +47,7 @@ pub(super) async fn run(store: Store, feed: Feed, head: watch::Sender<Cursor>) {
                     bell = None;
                 }
             }
-            _ = tick.tick() => {}
+            _ = tokio::time::sleep(next_read) => {}
         }
     }
 }

@@ -24,8 +24,5 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    if let Ok(lag) = state.store.horizon_lag().await {
-        metrics::gauge!("eventfeed_horizon_lag_events").set(lag as f64);
-    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }

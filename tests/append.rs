@@ -1,0 +1,96 @@
+//! Append behaviour on both stores: idempotency, expected versions, atomic batches.
+
+mod common;
+
+use common::{event, token};
+use reqwest::StatusCode;
+use serde_json::json;
+
+both_stores!(idempotent_retry_returns_the_stored_event, |s: common::TestServer| async move {
+    let t = token("acme", "u1", &["publisher"]);
+    let id = uuid::Uuid::new_v4();
+    let body = json!({ "id": id, "stream": "inv-1", "type": "invoice:paid", "data": { "n": 1 } });
+    let (status, first) = s.append(&t, body.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let (status, again) = s.append(&t, body).await;
+    assert_eq!(status, StatusCode::CREATED, "{again}");
+    assert_eq!(first["events"][0], again["events"][0], "the retry returns the stored event");
+    assert_eq!(s.read_all(&t, "0", 100).await.len(), 1, "stored once");
+});
+
+both_stores!(idempotency_key_makes_a_retried_batch_a_no_op, |s: common::TestServer| async move {
+    let t = token("acme", "u1", &["publisher"]);
+    let body = json!({ "events": [event("s-1", "a:one", json!({})), event("s-2", "a:two", json!({}))] });
+    let post = || s.request(reqwest::Method::POST, "/api/events", &t).header("Idempotency-Key", "order-77").json(&body);
+    let (status, first) = common::send(post()).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let (status, again) = common::send(post()).await;
+    assert_eq!(status, StatusCode::CREATED, "{again}");
+    assert_eq!(first, again);
+    assert_eq!(s.read_all(&t, "0", 100).await.len(), 2);
+});
+
+both_stores!(expected_version_conflict_is_409_with_current_version, |s: common::TestServer| async move {
+    let t = token("acme", "u1", &["publisher"]);
+    for v in 0..3 {
+        let (status, body) = s.append(&t, json!({ "stream": "inv-9", "type": "invoice:edited", "data": {}, "expectedVersion": v })).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(body["events"][0]["version"], v + 1);
+    }
+    let (status, body) = s.append(&t, json!({ "stream": "inv-9", "type": "invoice:edited", "data": {}, "expectedVersion": 1 })).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "conflict");
+    assert_eq!(body["error"]["currentVersion"], 3);
+});
+
+both_stores!(a_batch_is_all_or_nothing, |s: common::TestServer| async move {
+    let t = token("acme", "u1", &["publisher"]);
+    let (status, _) = s.append(&t, event("inv-5", "invoice:created", json!({}))).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let batch = json!({ "events": [
+        event("inv-6", "invoice:created", json!({})),
+        { "stream": "inv-5", "type": "invoice:paid", "data": {}, "expectedVersion": 0 },
+    ]});
+    let (status, body) = s.append(&t, batch).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["currentVersion"], 1);
+    let all = s.read_all(&t, "0", 100).await;
+    assert_eq!(all.len(), 1, "the first event of the failed batch was not kept: {all:?}");
+    let (_, stream) = s.get(&t, "/api/streams/inv-6").await;
+    assert_eq!(stream["events"], json!([]));
+});
+
+both_stores!(concurrent_appends_each_keep_their_own_outcome, |s: common::TestServer| async move {
+    // Many appends at once share transactions; one conflict must not fail the others.
+    let t = token("acme", "u1", &["publisher"]);
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        let (s, t) = (s.clone(), t.clone());
+        tasks.push(tokio::spawn(async move {
+            let body = if i % 8 == 0 {
+                json!({ "stream": "hot", "type": "x:y", "data": {}, "expectedVersion": 1000 })
+            } else {
+                event(&format!("s-{i}"), "x:y", json!({ "i": i }))
+            };
+            s.append(&t, body).await.0
+        }));
+    }
+    let mut codes = Vec::new();
+    for task in tasks {
+        codes.push(task.await.unwrap());
+    }
+    assert_eq!(codes.iter().filter(|c| **c == StatusCode::CONFLICT).count(), 8);
+    assert_eq!(codes.iter().filter(|c| **c == StatusCode::CREATED).count(), 56);
+    assert_eq!(s.read_all(&t, "0", 1000).await.len(), 56);
+});
+
+both_stores!(stream_reads_in_version_order_from_a_version, |s: common::TestServer| async move {
+    let t = token("acme", "u1", &["publisher"]);
+    for i in 0..5 {
+        s.append(&t, event("doc/7", "document:updated", json!({ "i": i }))).await;
+    }
+    let (status, body) = s.get(&t, "/api/streams/doc/7?fromVersion=3").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let versions: Vec<i64> = body["events"].as_array().unwrap().iter().map(|e| e["version"].as_i64().unwrap()).collect();
+    assert_eq!(versions, [3, 4, 5]);
+});
