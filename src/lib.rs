@@ -96,6 +96,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         .max_payload(max_message as u64)
         .ws_max_message_size(max_message)
         .ws_max_frame_size(max_message);
+    let api = http::router().with_state(state.clone());
     let (router, close_sockets) = match &store {
         Store::Postgres(pg) => {
             let adapter = PostgresAdapterCtr::new_with_sqlx(pg.adapter_pool());
@@ -103,17 +104,15 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
             for init in socket::attach(&io, &namespaces) {
                 init.await.context("cannot start the PostgreSQL socket adapter")?;
             }
-            (Router::new().layer(layer), closer(io))
+            (api.layer(layer), closer(io))
         }
         _ => {
             let (layer, io) = builder.build_layer();
             socket::attach(&io, &namespaces);
-            (Router::new().layer(layer), closer(io))
+            (api.layer(layer), closer(io))
         }
     };
-    let router = http::router()
-        .with_state(state.clone())
-        .merge(router)
+    let router = router
         .layer(axum::middleware::from_fn(metrics::track_http))
         .layer(DefaultBodyLimit::max(16 * 1024 * 1024 + 2 * state.config.max_event_bytes))
         .layer(cors(state.config.cors_origins.as_deref())?);
