@@ -74,6 +74,9 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     let store = store::open(&config).await?;
     let appender = Appender::start(store.clone(), if matches!(store, Store::Postgres(_)) { 4 } else { 1 });
     let feed = Feed::start(store.clone()).await.map_err(|e| anyhow::anyhow!("cannot read the store: {e}"))?;
+    if let Some(keep) = config.retention {
+        tokio::spawn(prune_forever(store.clone(), keep));
+    }
     let filters = namespaces
         .iter()
         .map(|ns| Ok((ns.path.clone(), TypeFilter::parse(ns.default_types.iter().map(String::as_str))?)))
@@ -117,6 +120,27 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         .layer(DefaultBodyLimit::max(16 * 1024 * 1024 + 2 * state.config.max_event_bytes))
         .layer(cors(state.config.cors_origins.as_deref())?);
     Ok(Server { state, router, close_sockets })
+}
+
+/// Deletes events older than the retention period, a bounded chunk at a
+/// time, every minute. Readers behind the deleted ones get a reset.
+async fn prune_forever(store: Store, keep: Duration) {
+    let keep = chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX);
+    let mut every = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        every.tick().await;
+        let before = chrono::Utc::now() - keep;
+        loop {
+            match store.prune(before).await {
+                Ok(0) => break,
+                Ok(n) => ::metrics::counter!("eventfeed_pruned_events_total").increment(n),
+                Err(e) => {
+                    tracing::warn!(error = %e, "retention pruning failed; retrying in a minute");
+                    break;
+                }
+            }
+        }
+    }
 }
 
 fn closer<A: Adapter>(io: SocketIo<A>) -> CloseSockets {

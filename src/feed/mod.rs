@@ -206,8 +206,11 @@ pub async fn resolve_start(
         },
         (None, None) => fallback,
     };
-    if crate::store::expired(cursor, store.retention_floor().await?) {
-        return Ok(Start::Reset { head: store.head().await? });
+    let floor = store.retention_floor().await?;
+    if crate::store::expired(cursor, floor) {
+        // Everything may have been pruned: the head is never behind the floor.
+        let head = store.head().await?.max(floor.unwrap_or(Cursor::ZERO));
+        return Ok(Start::Reset { head });
     }
     Ok(Start::After(cursor))
 }

@@ -64,6 +64,8 @@ pub struct TestServer {
     pub http: Client,
     /// The PostgreSQL database, when the store is PostgreSQL.
     pub db_url: Option<String>,
+    /// The server's store, for what no API does (retention pruning).
+    pub store: eventfeed::store::Store,
     db_name: Option<String>,
     file: Option<PathBuf>,
     stop: std::sync::Arc<std::sync::Mutex<Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>>>,
@@ -94,6 +96,7 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind(cli.config.addr).await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("local addr"));
         let server = eventfeed::build(cli.config).await.expect("server builds");
+        let store = server.state.store.clone();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let shutdown = async {
@@ -105,6 +108,7 @@ impl TestServer {
             base,
             http: Client::new(),
             db_url: None,
+            store,
             db_name: None,
             file: None,
             stop: std::sync::Arc::new(std::sync::Mutex::new(Some((stop_tx, task)))),

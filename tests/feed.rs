@@ -1,0 +1,119 @@
+//! Polling, long-polling, SSE, consumer cursors and retention resets, on both stores.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{event, token};
+use futures::StreamExt;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+both_stores!(long_poll_returns_when_an_event_arrives, |s: common::TestServer| async move {
+    let t = token("acme", "u1", &["publisher"]);
+    let waiter = {
+        let (s, t) = (s.clone(), t.clone());
+        tokio::spawn(async move { s.get(&t, "/api/events?after=0&wait=20").await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await; // let the poller park first
+    s.append(&t, event("inv-1", "invoice:paid", json!({}))).await;
+    let (status, page) = tokio::time::timeout(Duration::from_secs(5), waiter).await.expect("woken, not timed out").unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["events"].as_array().unwrap().len(), 1);
+    // With nothing new, wait=1 returns empty after about a second, cursor unchanged.
+    let cursor = page["cursor"].as_str().unwrap().to_owned();
+    let (_, empty) = s.get(&t, &format!("/api/events?after={cursor}&wait=1")).await;
+    assert_eq!((empty["events"].clone(), empty["cursor"].as_str()), (json!([]), Some(cursor.as_str())));
+});
+
+both_stores!(types_filter_polling, |s: common::TestServer| async move {
+    let t = token("acme", "u1", &["publisher"]);
+    for ty in ["invoice:paid", "invoice:sent", "expense:approved", "expense:rejected"] {
+        s.append(&t, event("s", ty, json!({}))).await;
+    }
+    s.settle().await;
+    let (_, page) = s.get(&t, "/api/events?types=invoice:*,expense:approved").await;
+    let types: Vec<&str> = page["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["invoice:paid", "invoice:sent", "expense:approved"]);
+});
+
+both_stores!(a_consumer_resumes_from_its_acknowledged_cursor, |s: common::TestServer| async move {
+    let t = token("acme", "u1", &["publisher"]);
+    // First use registers the consumer at the head: its queue starts now.
+    let (_, first) = s.get(&t, "/api/events?consumer=laptop").await;
+    assert_eq!(first["events"], json!([]));
+    for i in 0..4 {
+        s.append(&t, event("s", "a:b", json!({ "i": i }))).await;
+    }
+    s.settle().await;
+    let (_, page) = s.get(&t, "/api/events?consumer=laptop&limit=2").await;
+    assert_eq!(page["events"].as_array().unwrap().len(), 2);
+    let ack = json!({ "consumer": "laptop", "cursor": page["cursor"] });
+    let (status, _) = common::send(s.request(Method::POST, "/api/events/ack", &t).json(&ack)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, rest) = s.get(&t, "/api/events?consumer=laptop").await;
+    let is: Vec<i64> = rest["events"].as_array().unwrap().iter().map(|e| e["data"]["i"].as_i64().unwrap()).collect();
+    assert_eq!(is, [2, 3]);
+    // Consumers are per user: another user's "laptop" is another queue.
+    let (_, other) = s.get(&token("acme", "u2", &[]), "/api/events?consumer=laptop").await;
+    assert_eq!(other["events"], json!([]));
+});
+
+both_stores!(sse_streams_and_resumes_from_last_event_id, |s: common::TestServer| async move {
+    let t = token("acme", "u1", &["publisher"]);
+    for i in 0..3 {
+        s.append(&t, event("s", "a:b", json!({ "i": i }))).await;
+    }
+    s.settle().await;
+    let all = s.read_all(&t, "0", 10).await;
+    let first = all[0]["cursor"].as_str().unwrap();
+    let url = format!("{}/api/events/stream?access_token={t}", s.base);
+    let response = s.http.get(&url).header("Last-Event-ID", first).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.bytes_stream();
+    let mut text = String::new();
+    let mut received: Vec<Value> = Vec::new();
+    let appended_live = async {
+        while received.len() < 3 {
+            let chunk = tokio::time::timeout(Duration::from_secs(5), body.next()).await.expect("SSE data").unwrap().unwrap();
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = text.find("\n\n") {
+                let frame: String = text.drain(..end + 2).collect();
+                let data = frame.lines().find_map(|l| l.strip_prefix("data:")).map(str::trim);
+                let id = frame.lines().find_map(|l| l.strip_prefix("id:")).map(str::trim);
+                if let (Some(data), Some(id)) = (data, id) {
+                    let envelope: Value = serde_json::from_str(data).unwrap();
+                    assert_eq!(envelope["cursor"].as_str(), Some(id), "id: is the cursor");
+                    assert!(frame.contains("event: a:b") || frame.contains("event:a:b"), "{frame}");
+                    received.push(envelope);
+                }
+            }
+            if received.len() == 2 {
+                s.append(&t, event("s", "a:b", json!({ "i": 3 }))).await;
+            }
+        }
+    };
+    appended_live.await;
+    let is: Vec<i64> = received.iter().map(|e| e["data"]["i"].as_i64().unwrap()).collect();
+    assert_eq!(is, [1, 2, 3], "resumed after Last-Event-ID, then live");
+});
+
+both_stores!(a_cursor_behind_retention_is_reset_not_skipped, |s: common::TestServer| async move {
+    let t = token("acme", "u1", &["publisher"]);
+    for i in 0..3 {
+        s.append(&t, event("s", "a:b", json!({ "i": i }))).await;
+    }
+    s.settle().await;
+    let pruned = s.store.prune(chrono::Utc::now() + chrono::Duration::seconds(5)).await.unwrap();
+    assert_eq!(pruned, 3);
+    let (status, page) = s.get(&t, "/api/events?after=0").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["reset"]["reason"], "expired");
+    let head = page["reset"]["cursor"].as_str().unwrap().to_owned();
+    assert_eq!(page["cursor"].as_str(), Some(head.as_str()));
+    // From the reset cursor the reader goes on normally.
+    s.append(&t, event("s", "a:b", json!({ "i": 3 }))).await;
+    let rest = s.read_all(&t, &head, 10).await;
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0]["data"]["i"], 3);
+});
