@@ -45,6 +45,10 @@ pub struct PgStore {
 impl PgStore {
     /// Connects and runs the migrations.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            url.starts_with("postgres://") || url.starts_with("postgresql://"),
+            "DATABASE_URL must be a postgres:// URL (unset it to use the embedded store)"
+        );
         let options = PgConnectOptions::from_str(url)
             .context("DATABASE_URL is not a valid postgres:// URL")?
             .application_name("eventfeed");
