@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use serde_json::value::RawValue;
 use tokio::sync::{oneshot, watch};
 use tokio::task::AbortHandle;
 
@@ -34,8 +35,9 @@ pub enum SinkError {
 pub trait Sink: Send + Sync + 'static {
     /// Whether this subscriber should receive the event (tenant, audience, types).
     fn wants(&self, event: &Event) -> bool;
-    /// Sends without waiting.
-    fn send(&self, event: &Event) -> Result<(), SinkError>;
+    /// Sends without waiting; `payload` is the event's envelope, serialized
+    /// once for every sink.
+    fn send(&self, event: &Event, payload: &RawValue) -> Result<(), SinkError>;
 }
 
 struct Member {
@@ -146,31 +148,42 @@ impl Feed {
         for event in events {
             let before = live.cursor;
             if let Some(members) = live.members.get_mut(&event.tenant_id) {
-                let mut dropped = Vec::new();
-                for (id, member) in members.iter() {
-                    if !member.sink.wants(event) {
-                        continue;
-                    }
-                    match member.sink.send(event) {
-                        Ok(()) => metrics::counter!("eventfeed_live_emits_total").increment(1),
-                        Err(reason) => dropped.push((*id, reason)),
-                    }
-                }
-                for (id, reason) in dropped {
-                    if let Some(member) = members.remove(&id) {
-                        metrics::gauge!("eventfeed_live_sinks").decrement(1.0);
-                        if reason == SinkError::Full {
-                            metrics::counter!("eventfeed_live_lagged_total").increment(1);
-                            // Everything up to `before` reached it; it resumes there.
-                            let _ = member.lagged.send(before);
-                        }
-                    }
-                }
+                deliver_one(members, event, before);
                 if members.is_empty() {
                     live.members.remove(&event.tenant_id);
                 }
             }
             live.cursor = event.cursor;
+        }
+    }
+}
+
+/// Sends one event to a tenant's live sinks; drops those that cannot take it.
+fn deliver_one(members: &mut HashMap<u64, Member>, event: &Event, before: Cursor) {
+    let payload = match serde_json::value::to_raw_value(event) {
+        Ok(payload) => payload,
+        Err(e) => {
+            tracing::error!(error = %e, cursor = %event.cursor, "cannot serialize an event for live delivery");
+            return;
+        }
+    };
+    let mut dropped = Vec::new();
+    for (id, member) in members.iter() {
+        if !member.sink.wants(event) {
+            continue;
+        }
+        match member.sink.send(event, &payload) {
+            Ok(()) => metrics::counter!("eventfeed_live_emits_total").increment(1),
+            Err(reason) => dropped.push((*id, reason)),
+        }
+    }
+    for (id, reason) in dropped {
+        let Some(member) = members.remove(&id) else { continue };
+        metrics::gauge!("eventfeed_live_sinks").decrement(1.0);
+        if reason == SinkError::Full {
+            metrics::counter!("eventfeed_live_lagged_total").increment(1);
+            // Everything up to `before` reached it; it resumes there.
+            let _ = member.lagged.send(before);
         }
     }
 }

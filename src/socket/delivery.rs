@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::json;
+use serde_json::value::RawValue;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::SocketRef;
 use socketioxide::{SendError, SocketError};
@@ -37,8 +38,8 @@ impl<A: Adapter> Sink for SocketSink<A> {
         self.session.wants(event)
     }
 
-    fn send(&self, event: &Event) -> Result<(), SinkError> {
-        match self.socket.emit(&event.event_type, event) {
+    fn send(&self, event: &Event, payload: &RawValue) -> Result<(), SinkError> {
+        match self.socket.emit(&event.event_type, payload) {
             Ok(()) => Ok(()),
             Err(SendError::Socket(SocketError::InternalChannelFull)) => Err(SinkError::Full),
             Err(_) => Err(SinkError::Closed),
