@@ -58,6 +58,9 @@ impl TestDb {
     }
 }
 
+/// The stop signal and the task serving.
+type Running = (oneshot::Sender<()>, tokio::task::JoinHandle<()>);
+
 #[derive(Clone)]
 pub struct TestServer {
     pub base: String,
@@ -68,7 +71,7 @@ pub struct TestServer {
     pub store: eventfeed::store::Store,
     db_name: Option<String>,
     file: Option<PathBuf>,
-    stop: std::sync::Arc<std::sync::Mutex<Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>>>,
+    stop: std::sync::Arc<std::sync::Mutex<Option<Running>>>,
 }
 
 impl TestServer {
