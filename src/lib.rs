@@ -29,6 +29,7 @@ use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide_postgres::{PostgresAdapterCtr, SqlxAdapter};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
 use crate::auth::Verifier;
@@ -46,6 +47,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub feed: Feed,
     pub metrics: PrometheusHandle,
+    /// Cancelled when shutdown begins: long-polls and SSE streams end.
+    pub shutdown: CancellationToken,
     namespaces: Arc<HashMap<String, TypeFilter>>,
 }
 
@@ -88,6 +91,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         config: Arc::new(config),
         feed,
         metrics: metrics::handle(),
+        shutdown: CancellationToken::new(),
         namespaces: Arc::new(filters),
     };
 
@@ -166,9 +170,11 @@ fn cors(origins: Option<&str>) -> anyhow::Result<CorsLayer> {
 /// requests drain, stops the tailer and closes the store.
 pub async fn run(listener: TcpListener, server: Server, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
     let Server { state, router, close_sockets } = server;
+    let stopping = state.shutdown.clone();
     let graceful = async move {
         shutdown.await;
         tracing::info!("shutting down");
+        stopping.cancel();
         close_sockets().await;
     };
     let served = axum::serve(listener, router).with_graceful_shutdown(graceful).await;

@@ -99,12 +99,15 @@ async fn list(
     loop {
         head.borrow_and_update();
         let page = state.store.read_feed(&query).await?;
-        if !page.events.is_empty() || Instant::now() >= deadline {
+        if !page.events.is_empty() || Instant::now() >= deadline || state.shutdown.is_cancelled() {
             let cursor = page.events.last().map_or(after, |e| e.cursor);
             return Ok(Json(ListResponse { events: page.events, cursor, has_more: page.has_more, reset: None }));
         }
         // Woken when the tailer delivers new events (the NOTIFY doorbell).
-        let _ = tokio::time::timeout_at(deadline, head.changed()).await;
+        tokio::select! {
+            _ = tokio::time::timeout_at(deadline, head.changed()) => {}
+            _ = state.shutdown.cancelled() => {}
+        }
     }
 }
 

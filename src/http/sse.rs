@@ -67,6 +67,7 @@ async fn pump(state: AppState, who: Principal, types: TypeFilter, start: Start, 
             let _ = tx.send(Ok(SseEvent::default().event("auth:expired").data(json!({ "exp": who.exp }).to_string()))).await;
         }
         _ = tx.closed() => {}
+        _ = state.shutdown.cancelled() => {}
     }
 }
 
