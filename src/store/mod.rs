@@ -6,7 +6,7 @@
 
 mod commit;
 pub mod postgres;
-
+pub mod sqlite;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -106,21 +106,23 @@ impl Doorbell {
 pub async fn open(config: &crate::config::Config) -> anyhow::Result<Store> {
     match &config.database_url {
         Some(url) => Ok(Store::Postgres(postgres::PgStore::connect(&url.0).await?)),
-        None => anyhow::bail!("DATABASE_URL is not set"),
+        None => Ok(Store::Sqlite(
+            sqlite::SqliteStore::open(&config.data_file).await?,
+        )),
     }
 }
 
 #[derive(Clone)]
 pub enum Store {
     Postgres(postgres::PgStore),
-
+    Sqlite(sqlite::SqliteStore),
 }
 
 macro_rules! dispatch {
     ($self:ident, $s:ident => $call:expr) => {
         match $self {
             Store::Postgres($s) => $call,
-
+            Store::Sqlite($s) => $call,
         }
     };
 }
@@ -159,7 +161,8 @@ impl Store {
         dispatch!(self, s => s.load_cursor(key).await)
     }
 
-    /// The cursor of the newest visible event (or `0`).
+    /// The cursor of the newest visible event; never behind the retention
+    /// floor, so a reader sent to the head is not reset again.
     pub async fn head(&self) -> Result<Cursor> {
         dispatch!(self, s => s.head().await)
     }
@@ -194,7 +197,7 @@ impl Store {
     pub fn kind(&self) -> &'static str {
         match self {
             Store::Postgres(_) => "postgres",
-
+            Store::Sqlite(_) => "sqlite",
         }
     }
 }

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
@@ -39,7 +39,7 @@ pub struct PgStore {
     pool: PgPool,
     /// The Socket.IO adapter's own connections (its LISTEN and NOTIFYs).
     adapter: PgPool,
-    options: PgConnectOptions,
+    options: Arc<PgConnectOptions>,
 }
 
 impl PgStore {
@@ -65,7 +65,7 @@ impl PgStore {
         let adapter = PgPoolOptions::new()
             .max_connections(4)
             .connect_lazy_with(options.clone().application_name("eventfeed-adapter"));
-        Ok(PgStore { pool, adapter, options })
+        Ok(PgStore { pool, adapter, options: Arc::new(options) })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -270,8 +270,10 @@ impl PgStore {
                  ORDER BY tx_id DESC, position DESC LIMIT 1"
             )
         });
-        let row = sqlx::query(SQL.as_str()).fetch_optional(&self.pool).await?;
-        Ok(row.map_or(Cursor::ZERO, |r| Cursor::new(r.get("tx_id"), r.get("position"))))
+        match sqlx::query(SQL.as_str()).fetch_optional(&self.pool).await? {
+            Some(r) => Ok(Cursor::new(r.get("tx_id"), r.get("position"))),
+            None => Ok(self.retention_floor().await?.unwrap_or(Cursor::ZERO)),
+        }
     }
 
     pub async fn retention_floor(&self) -> Result<Option<Cursor>> {
@@ -319,7 +321,7 @@ impl PgStore {
     pub async fn doorbell(&self) -> Result<Doorbell> {
         let pool = PgPoolOptions::new()
             .max_connections(1)
-            .connect_lazy_with(self.options.clone().application_name(LISTENER_APP_NAME));
+            .connect_lazy_with((*self.options).clone().application_name(LISTENER_APP_NAME));
         let mut listener = PgListener::connect_with(&pool).await?;
         listener.listen(CHANNEL).await?;
         Ok(Doorbell::Postgres(listener))

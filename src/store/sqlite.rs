@@ -1,0 +1,483 @@
+//! The embedded SQLite store: the zero-setup default, one file, one process
+//! (DESIGN.md point 8).
+//!
+//! SQLite has one writer at a time, so commit order is position order: every
+//! event's cursor is `(1, position)`, `position` being an AUTOINCREMENT rowid
+//! that is never reused, and every committed row is readable at once
+//! (`horizon_lag` is 0). Timestamps are integer unix milliseconds, UTC, taken
+//! inside the write transaction; `data`, `metadata` and `audience` are JSON text.
+//! The live feed's doorbell is an in-process signal rung after each commit.
+
+use std::cmp::Ordering;
+use std::path::Path;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::error::ErrorKind;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::types::Json;
+use sqlx::types::uuid::fmt::Hyphenated;
+use sqlx::{Connection as _, Row, SqlitePool};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use super::{AppendRequest, AuditQuery, ConsumerKey, Doorbell, FeedQuery, NewEvent, Page};
+use crate::cursor::Cursor;
+use crate::error::{Error, Result};
+use crate::event::{Actor, Audience, Event};
+
+/// The one transaction id of every event: one writer, so position alone orders.
+const TX_ID: i64 = 1;
+/// Most events deleted by one `prune` call.
+const PRUNE_BATCH: i64 = 10_000;
+
+const COLUMNS: &str = "position, tx_id, id, tenant_id, stream, version, type, data, \
+                       actor_id, actor_name, audience, metadata, created_at";
+/// The reader `?U` may see the event: no audience, or listed in it exactly.
+const VISIBLE: &str = "(audience IS NULL \
+     OR EXISTS (SELECT 1 FROM json_each(events.audience) u WHERE u.value = ?U))";
+/// The type filter: JSON arrays of exact types at `?E` and prefixes at `?P`.
+const TYPE_MATCH: &str = "(json_array_length(?E) + json_array_length(?P) = 0 \
+     OR type IN (SELECT value FROM json_each(?E)) \
+     OR EXISTS (SELECT 1 FROM json_each(?P) p WHERE substr(events.type, 1, length(p.value)) = p.value))";
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    /// Rung after every commit that appended; shared by every clone.
+    bell: Arc<watch::Sender<()>>,
+}
+
+impl SqliteStore {
+    /// Opens the file (creating it if missing) and runs the migrations.
+    pub async fn open(path: &Path) -> anyhow::Result<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            // Readers never block the writer, nor it them.
+            .journal_mode(SqliteJournalMode::Wal)
+            // An acknowledged append survives a power loss, not only a crash.
+            .synchronous(SqliteSynchronous::Full)
+            // Writers queue for the one write lock rather than fail at once.
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(false);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .with_context(|| format!("cannot open the embedded store {}", path.display()))?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&pool)
+            .await
+            .context("database migration failed")?;
+        let (bell, _) = watch::channel(());
+        Ok(SqliteStore {
+            pool,
+            bell: Arc::new(bell),
+        })
+    }
+
+    /// One write transaction; each request in a savepoint of its own, so a
+    /// refused request leaves the others in place.
+    pub async fn append_batch(&self, batch: &[AppendRequest]) -> Result<Vec<Result<Vec<Event>>>> {
+        // IMMEDIATE takes the write lock now, so the reads inside see the latest
+        // versions and the commit cannot fail on a lock upgrade.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for request in batch {
+            let mut savepoint = tx.begin().await?;
+            match append_request(&mut savepoint, request).await {
+                Ok(events) => {
+                    savepoint.commit().await?;
+                    outcomes.push(Ok(events));
+                }
+                Err(refused @ (Error::Conflict { .. } | Error::Invalid(_))) => {
+                    savepoint.rollback().await?;
+                    outcomes.push(Err(refused));
+                }
+                // Anything else fails the whole transaction (dropped: rolled back).
+                Err(e) => return Err(e),
+            }
+        }
+        tx.commit().await?;
+        if outcomes.iter().any(Result::is_ok) {
+            self.bell.send_replace(());
+        }
+        Ok(outcomes)
+    }
+
+    pub async fn read_feed(&self, q: &FeedQuery<'_>) -> Result<Page> {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "SELECT {COLUMNS} FROM events \
+                 WHERE tenant_id = ?1 AND position > ?2 AND position <= ?3 AND {visible} AND {types} \
+                 ORDER BY position LIMIT ?7",
+                visible = VISIBLE.replace("?U", "?4"),
+                types = type_match(5, 6),
+            )
+        });
+        let limit = q.limit.max(0);
+        let rows = sqlx::query(SQL.as_str())
+            .bind(q.tenant_id)
+            .bind(after_position(q.after))
+            .bind(q.until.map_or(i64::MAX, until_position))
+            .bind(q.user_id)
+            .bind(Json(q.types.exact()))
+            .bind(Json(q.types.prefixes()))
+            .bind(limit.saturating_add(1))
+            .fetch_all(&self.pool)
+            .await?;
+        page(rows, limit)
+    }
+
+    pub async fn read_all(&self, after: Cursor, limit: i64) -> Result<Vec<Event>> {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!("SELECT {COLUMNS} FROM events WHERE position > ?1 ORDER BY position LIMIT ?2")
+        });
+        let rows = sqlx::query(SQL.as_str())
+            .bind(after_position(after))
+            .bind(limit.max(0))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    pub async fn read_stream(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        stream: &str,
+        from_version: i64,
+        limit: i64,
+    ) -> Result<Page> {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "SELECT {COLUMNS} FROM events \
+                 WHERE tenant_id = ?1 AND stream = ?2 AND version >= ?3 AND {visible} \
+                 ORDER BY version LIMIT ?5",
+                visible = VISIBLE.replace("?U", "?4"),
+            )
+        });
+        let limit = limit.max(0);
+        let rows = sqlx::query(SQL.as_str())
+            .bind(tenant_id)
+            .bind(stream)
+            .bind(from_version)
+            .bind(user_id)
+            .bind(limit.saturating_add(1))
+            .fetch_all(&self.pool)
+            .await?;
+        page(rows, limit)
+    }
+
+    pub async fn audit(&self, tenant_id: &str, q: &AuditQuery) -> Result<Page> {
+        // The optional filters are `?n IS NULL OR …`, which no index serves; a
+        // given stream or actor is also stated plainly, so its index drives the scan.
+        static FILTERS: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "tenant_id = ?1 AND position > ?2 AND {types} \
+                 AND (?5 IS NULL OR stream = ?5) AND (?6 IS NULL OR actor_id = ?6) \
+                 AND (?7 IS NULL OR created_at >= ?7) AND (?8 IS NULL OR created_at < ?8) \
+                 ORDER BY position LIMIT ?9",
+                types = type_match(3, 4),
+            )
+        });
+        static BY_TENANT: LazyLock<String> =
+            LazyLock::new(|| format!("SELECT {COLUMNS} FROM events WHERE {}", FILTERS.as_str()));
+        static BY_STREAM: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "SELECT {COLUMNS} FROM events WHERE stream = ?5 AND {}",
+                FILTERS.as_str()
+            )
+        });
+        static BY_ACTOR: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "SELECT {COLUMNS} FROM events WHERE actor_id = ?6 AND {}",
+                FILTERS.as_str()
+            )
+        });
+        let sql = match (&q.stream, &q.actor) {
+            (Some(_), _) => &BY_STREAM,
+            (None, Some(_)) => &BY_ACTOR,
+            (None, None) => &BY_TENANT,
+        };
+        let limit = q.limit.max(0);
+        let rows = sqlx::query(sql.as_str())
+            .bind(tenant_id)
+            .bind(after_position(q.after))
+            .bind(Json(q.types.exact()))
+            .bind(Json(q.types.prefixes()))
+            .bind(&q.stream)
+            .bind(&q.actor)
+            .bind(q.from.map(|t| t.timestamp_millis()))
+            .bind(q.to.map(|t| t.timestamp_millis()))
+            .bind(limit.saturating_add(1))
+            .fetch_all(&self.pool)
+            .await?;
+        page(rows, limit)
+    }
+
+    pub async fn save_cursor(&self, key: ConsumerKey<'_>, cursor: Cursor) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO consumers (tenant_id, user_id, consumer, tx_id, position, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+             ON CONFLICT (tenant_id, user_id, consumer) DO UPDATE SET \
+             tx_id = excluded.tx_id, position = excluded.position, updated_at = excluded.updated_at",
+        )
+        .bind(key.tenant_id)
+        .bind(key.user_id)
+        .bind(key.consumer)
+        .bind(cursor.tx_id)
+        .bind(cursor.position)
+        .bind(Utc::now().timestamp_millis())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn load_cursor(&self, key: ConsumerKey<'_>) -> Result<Option<Cursor>> {
+        let row = sqlx::query(
+            "SELECT tx_id, position FROM consumers WHERE tenant_id = ?1 AND user_id = ?2 AND consumer = ?3",
+        )
+        .bind(key.tenant_id)
+        .bind(key.user_id)
+        .bind(key.consumer)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| cursor_from_row(&r)).transpose()
+    }
+
+    /// The newest event's cursor, or the retention floor when retention has
+    /// deleted every event (so a reset hands out a cursor that is not expired).
+    pub async fn head(&self) -> Result<Cursor> {
+        let row = sqlx::query("SELECT tx_id, position FROM events ORDER BY position DESC LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        let newest = row
+            .map(|r| cursor_from_row(&r))
+            .transpose()?
+            .unwrap_or(Cursor::ZERO);
+        Ok(newest.max(self.retention_floor().await?.unwrap_or(Cursor::ZERO)))
+    }
+
+    pub async fn retention_floor(&self) -> Result<Option<Cursor>> {
+        let row = sqlx::query("SELECT tx_id, position FROM retention")
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| cursor_from_row(&r)).transpose()
+    }
+
+    /// Deletes a prefix of the cursor order, so the floor is one cursor and
+    /// every reader behind it is told to reset.
+    pub async fn prune(&self, before: DateTime<Utc>) -> Result<u64> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let floor: Option<i64> = sqlx::query_scalar(
+            "SELECT max(position) FROM \
+             (SELECT position FROM events WHERE created_at < ?1 ORDER BY position LIMIT ?2)",
+        )
+        .bind(before.timestamp_millis())
+        .bind(PRUNE_BATCH)
+        .fetch_one(&mut *tx)
+        .await?;
+        let Some(floor) = floor else { return Ok(0) };
+        let deleted = sqlx::query("DELETE FROM events WHERE position <= ?1")
+            .bind(floor)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query(
+            "INSERT INTO retention (only_row, tx_id, position) VALUES (1, ?1, ?2) \
+             ON CONFLICT (only_row) DO UPDATE SET tx_id = excluded.tx_id, position = excluded.position",
+        )
+        .bind(TX_ID)
+        .bind(floor)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    /// Always 0: a committed event is readable at once.
+    pub async fn horizon_lag(&self) -> Result<i64> {
+        Ok(0)
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn doorbell(&self) -> Result<Doorbell> {
+        Ok(Doorbell::Local(self.bell.subscribe()))
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// One request, all or nothing: the caller rolls its savepoint back on error.
+async fn append_request(
+    conn: &mut SqliteConnection,
+    request: &AppendRequest,
+) -> Result<Vec<Event>> {
+    let mut events = Vec::with_capacity(request.events.len());
+    for new in &request.events {
+        events.push(append_one(conn, &request.tenant_id, new).await?);
+    }
+    Ok(events)
+}
+
+/// The semantics of `eventfeed.insert_event` (sql/append_event.sql).
+async fn append_one(conn: &mut SqliteConnection, tenant_id: &str, new: &NewEvent) -> Result<Event> {
+    static BY_ID: LazyLock<String> =
+        LazyLock::new(|| format!("SELECT {COLUMNS} FROM events WHERE tenant_id = ?1 AND id = ?2"));
+    static INSERT: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "INSERT INTO events (id, tenant_id, stream, version, type, data, actor_id, actor_name, \
+             audience, metadata, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+             RETURNING {COLUMNS}"
+        )
+    });
+    if let Some(id) = new.id {
+        // An id the tenant already has: the retry of an append that succeeded.
+        let stored = sqlx::query(BY_ID.as_str())
+            .bind(tenant_id)
+            .bind(id.hyphenated())
+            .fetch_optional(&mut *conn)
+            .await?;
+        if let Some(row) = stored {
+            return event_from_row(&row);
+        }
+    }
+    let stream = new.stream.as_str();
+    let version: i64 = sqlx::query_scalar(
+        "INSERT INTO streams (tenant_id, stream, version) VALUES (?1, ?2, 1) \
+         ON CONFLICT (tenant_id, stream) DO UPDATE SET version = version + 1 RETURNING version",
+    )
+    .bind(tenant_id)
+    .bind(stream)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(refused)?;
+    let current = version - 1;
+    if let Some(expected) = new.expected_version
+        && expected != current
+    {
+        let message = format!("expected version {expected} of stream {stream}, found {current}");
+        return Err(Error::Conflict {
+            message,
+            current_version: current,
+        });
+    }
+    let row = sqlx::query(INSERT.as_str())
+        .bind(new.id.unwrap_or_else(Uuid::new_v4).hyphenated())
+        .bind(tenant_id)
+        .bind(stream)
+        .bind(version)
+        .bind(new.event_type.as_str())
+        .bind(Json(&new.data))
+        .bind(new.actor.as_ref().map(|a| a.user_id.as_str()))
+        .bind(new.actor.as_ref().and_then(|a| a.username.as_deref()))
+        .bind(new.audience.as_ref().map(|a| Json(&a.users)))
+        .bind(new.metadata.as_ref().filter(|m| !m.is_null()).map(Json))
+        .bind(Utc::now().timestamp_millis())
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(refused)?;
+    event_from_row(&row)
+}
+
+/// A broken CHECK or NOT NULL rule is the request's fault (`invalid`), as in PostgreSQL.
+fn refused(e: sqlx::Error) -> Error {
+    match &e {
+        sqlx::Error::Database(db)
+            if matches!(
+                db.kind(),
+                ErrorKind::CheckViolation | ErrorKind::NotNullViolation
+            ) =>
+        {
+            Error::Invalid(db.message().to_owned())
+        }
+        _ => Error::from(e),
+    }
+}
+
+/// The position after which a read starts. A cursor of another transaction
+/// id (from no SQLite store) still compares as a cursor: below 1 is before
+/// every event, above 1 after every event.
+fn after_position(after: Cursor) -> i64 {
+    match after.tx_id.cmp(&TX_ID) {
+        Ordering::Less => 0,
+        Ordering::Equal => after.position,
+        Ordering::Greater => i64::MAX,
+    }
+}
+
+/// The last position a read bounded by `until` may return.
+fn until_position(until: Cursor) -> i64 {
+    match until.tx_id.cmp(&TX_ID) {
+        Ordering::Less => 0,
+        Ordering::Equal => until.position,
+        Ordering::Greater => i64::MAX,
+    }
+}
+
+/// The type filter's SQL, with its two JSON array parameters at `?e` and `?p`.
+fn type_match(e: usize, p: usize) -> String {
+    TYPE_MATCH
+        .replace("?E", &format!("?{e}"))
+        .replace("?P", &format!("?{p}"))
+}
+
+fn page(rows: Vec<SqliteRow>, limit: i64) -> Result<Page> {
+    let has_more = rows.len() as i64 > limit;
+    let events = rows
+        .iter()
+        .take(limit as usize)
+        .map(event_from_row)
+        .collect::<Result<_>>()?;
+    Ok(Page { events, has_more })
+}
+
+fn cursor_from_row(row: &SqliteRow) -> Result<Cursor> {
+    Ok(Cursor::new(row.try_get("tx_id")?, row.try_get("position")?))
+}
+
+fn event_from_row(row: &SqliteRow) -> Result<Event> {
+    let actor_id: Option<String> = row.try_get("actor_id")?;
+    let actor_name: Option<String> = row.try_get("actor_name")?;
+    let audience: Option<Json<Vec<String>>> = row.try_get("audience")?;
+    let millis: i64 = row.try_get("created_at")?;
+    let timestamp = DateTime::from_timestamp_millis(millis)
+        .ok_or_else(|| Error::internal(anyhow::anyhow!("created_at {millis} is out of range")))?;
+    Ok(Event {
+        id: row.try_get::<Hyphenated, _>("id")?.into_uuid(),
+        cursor: cursor_from_row(row)?,
+        tenant_id: row.try_get("tenant_id")?,
+        stream: row.try_get("stream")?,
+        version: row.try_get("version")?,
+        event_type: row.try_get("type")?,
+        data: row.try_get::<Json<Value>, _>("data")?.0,
+        actor: actor_id.map(|user_id| Actor {
+            user_id,
+            username: actor_name,
+        }),
+        audience: audience.map(|users| Audience { users: users.0 }),
+        metadata: row
+            .try_get::<Option<Json<Value>>, _>("metadata")?
+            .map(|j| j.0),
+        timestamp,
+    })
+}
+
+#[cfg(test)]
+#[path = "sqlite_tests.rs"]
+mod tests;
