@@ -79,7 +79,7 @@ pub struct Client {
     #[arg(long)]
     pub url: Option<String>,
     /// A token to send. Default: one minted with EVENTFEED_JWT_SECRET.
-    #[arg(long, env = "EVENTFEED_TOKEN")]
+    #[arg(long, env = "EVENTFEED_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 }
 

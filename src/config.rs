@@ -11,7 +11,7 @@ use clap::{Args, ValueEnum};
 #[derive(Args, Clone, Debug)]
 pub struct Config {
     /// PostgreSQL URL (postgres://…). Unset: the embedded SQLite store in --data-file.
-    #[arg(long, env = "DATABASE_URL", global = true)]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
     pub database_url: Option<Secret>,
 
     /// The embedded store's file, used when DATABASE_URL is unset.
@@ -50,7 +50,7 @@ pub struct Config {
 #[derive(Args, Clone, Debug)]
 pub struct JwtConfig {
     /// Shared secret for HS256 tokens.
-    #[arg(long = "jwt-secret", env = "EVENTFEED_JWT_SECRET", global = true)]
+    #[arg(long = "jwt-secret", env = "EVENTFEED_JWT_SECRET", hide_env_values = true, global = true)]
     pub secret: Option<Secret>,
 
     /// PEM file with the public key for RS256 or ES256 tokens.
