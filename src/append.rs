@@ -107,8 +107,8 @@ pub fn parse_request(
         .into_iter()
         .enumerate()
         .map(|(i, value)| {
-            let input: EventInput = serde_json::from_value(value)
-                .map_err(|e| Error::Invalid(format!("event {i}: {e}")))?;
+            let input: EventInput =
+                serde_json::from_value(value).map_err(|e| Error::Invalid(format!("event {i}: {e}")))?;
             let mut event = input.validate(who, max_event_bytes)?;
             if let (None, Some(key)) = (event.id, idempotency_key) {
                 let name = format!("{}\u{1f}{key}\u{1f}{i}", who.tenant_id);
@@ -147,7 +147,8 @@ mod tests {
 
     #[test]
     fn idempotency_key_gives_stable_ids() {
-        let body = json!({"events": [{"stream": "s", "type": "a:b", "data": {}}, {"stream": "s", "type": "a:b", "data": {}}]});
+        let body =
+            json!({"events": [{"stream": "s", "type": "a:b", "data": {}}, {"stream": "s", "type": "a:b", "data": {}}]});
         let a = parse_request(body.clone(), &publisher(), 1024, Some("k1")).unwrap();
         let b = parse_request(body, &publisher(), 1024, Some("k1")).unwrap();
         assert_eq!(a.events[0].id, b.events[0].id);

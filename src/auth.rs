@@ -42,11 +42,7 @@ impl Principal {
     }
 
     pub fn require_publisher(&self) -> Result<(), Error> {
-        if self.can_publish() {
-            Ok(())
-        } else {
-            Err(Error::Forbidden("appending needs the publisher role".into()))
-        }
+        if self.can_publish() { Ok(()) } else { Err(Error::Forbidden("appending needs the publisher role".into())) }
     }
 }
 
@@ -64,9 +60,9 @@ impl Verifier {
     /// Builds the verifier; every error names the setting to fix.
     pub fn from_config(cfg: &JwtConfig) -> anyhow::Result<Self> {
         let (alg, key, signer) = match (&cfg.secret, &cfg.public_key) {
-            (Some(_), Some(_)) => anyhow::bail!(
-                "both EVENTFEED_JWT_SECRET and EVENTFEED_JWT_PUBLIC_KEY are set: set only one"
-            ),
+            (Some(_), Some(_)) => {
+                anyhow::bail!("both EVENTFEED_JWT_SECRET and EVENTFEED_JWT_PUBLIC_KEY are set: set only one")
+            }
             (Some(secret), None) => {
                 let alg = cfg.alg.unwrap_or(JwtAlg::HS256);
                 anyhow::ensure!(
@@ -84,16 +80,18 @@ impl Verifier {
                 let (alg, key) = match cfg.alg.unwrap_or(JwtAlg::RS256) {
                     JwtAlg::RS256 => (Algorithm::RS256, DecodingKey::from_rsa_pem(&pem)),
                     JwtAlg::ES256 => (Algorithm::ES256, DecodingKey::from_ec_pem(&pem)),
-                    JwtAlg::HS256 => anyhow::bail!("EVENTFEED_JWT_ALG=HS256 needs EVENTFEED_JWT_SECRET, not a key file"),
+                    JwtAlg::HS256 => {
+                        anyhow::bail!("EVENTFEED_JWT_ALG=HS256 needs EVENTFEED_JWT_SECRET, not a key file")
+                    }
                 };
                 let key = key.with_context(|| {
                     format!("{} is not a PEM public key for {alg:?}: check EVENTFEED_JWT_PUBLIC_KEY", path.display())
                 })?;
                 (alg, key, None)
             }
-            (None, None) => anyhow::bail!(
-                "no JWT key: set EVENTFEED_JWT_SECRET (HS256) or EVENTFEED_JWT_PUBLIC_KEY (RS256/ES256)"
-            ),
+            (None, None) => {
+                anyhow::bail!("no JWT key: set EVENTFEED_JWT_SECRET (HS256) or EVENTFEED_JWT_PUBLIC_KEY (RS256/ES256)")
+            }
         };
         let mut validation = Validation::new(alg);
         validation.leeway = 0;
@@ -115,21 +113,20 @@ impl Verifier {
         if token.is_empty() {
             return Err(fail("missing token"));
         }
-        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &self.key, &self.validation)
-            .map_err(|e| {
-                fail(match e.kind() {
-                    ErrorKind::ExpiredSignature => "token expired",
-                    ErrorKind::InvalidSignature => "bad signature",
-                    ErrorKind::InvalidAlgorithm => "algorithm not accepted",
-                    ErrorKind::InvalidIssuer => "wrong issuer",
-                    ErrorKind::InvalidAudience => "wrong audience",
-                    ErrorKind::ImmatureSignature => "token not valid yet",
-                    ErrorKind::MissingRequiredClaim(c) if c == "exp" => "missing exp claim",
-                    ErrorKind::MissingRequiredClaim(c) if c == "sub" => "missing sub claim",
-                    ErrorKind::InvalidClaimFormat(_) | ErrorKind::MissingRequiredClaim(_) => "malformed claims",
-                    _ => "malformed token",
-                })
-            })?;
+        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &self.key, &self.validation).map_err(|e| {
+            fail(match e.kind() {
+                ErrorKind::ExpiredSignature => "token expired",
+                ErrorKind::InvalidSignature => "bad signature",
+                ErrorKind::InvalidAlgorithm => "algorithm not accepted",
+                ErrorKind::InvalidIssuer => "wrong issuer",
+                ErrorKind::InvalidAudience => "wrong audience",
+                ErrorKind::ImmatureSignature => "token not valid yet",
+                ErrorKind::MissingRequiredClaim(c) if c == "exp" => "missing exp claim",
+                ErrorKind::MissingRequiredClaim(c) if c == "sub" => "missing sub claim",
+                ErrorKind::InvalidClaimFormat(_) | ErrorKind::MissingRequiredClaim(_) => "malformed claims",
+                _ => "malformed token",
+            })
+        })?;
         self.principal(data.claims)
     }
 
@@ -162,7 +159,14 @@ impl Verifier {
     }
 
     /// Mints an HS256 token for development (`eventfeed token`).
-    pub fn mint(&self, tenant: &str, user: &str, name: Option<&str>, roles: &[String], ttl_secs: i64) -> anyhow::Result<String> {
+    pub fn mint(
+        &self,
+        tenant: &str,
+        user: &str,
+        name: Option<&str>,
+        roles: &[String],
+        ttl_secs: i64,
+    ) -> anyhow::Result<String> {
         let signer = self
             .signer
             .as_ref()

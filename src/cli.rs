@@ -10,7 +10,11 @@ use crate::auth::Verifier;
 use crate::config::{Config, parse_duration};
 
 #[derive(Parser, Debug)]
-#[command(name = "eventfeed", version, about = "A durable event store with a realtime Socket.IO feed that clients can replay")]
+#[command(
+    name = "eventfeed",
+    version,
+    about = "A durable event store with a realtime Socket.IO feed that clients can replay"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub config: Config,
@@ -97,7 +101,13 @@ impl Client {
 }
 
 fn mint(config: &Config, who: &Identity, ttl: Duration) -> anyhow::Result<String> {
-    Verifier::from_config(&config.jwt)?.mint(&who.tenant, &who.user, who.name.as_deref(), &who.roles, ttl.as_secs() as i64)
+    Verifier::from_config(&config.jwt)?.mint(
+        &who.tenant,
+        &who.user,
+        who.name.as_deref(),
+        &who.roles,
+        ttl.as_secs() as i64,
+    )
 }
 
 /// Runs the commands that are not `serve`.

@@ -30,11 +30,7 @@ impl Cursor {
 
 impl fmt::Display for Cursor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if *self == Cursor::ZERO {
-            f.write_str("0")
-        } else {
-            write!(f, "{}-{}", self.tx_id, self.position)
-        }
+        if *self == Cursor::ZERO { f.write_str("0") } else { write!(f, "{}-{}", self.tx_id, self.position) }
     }
 }
 

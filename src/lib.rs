@@ -168,7 +168,11 @@ fn cors(origins: Option<&str>) -> anyhow::Result<CorsLayer> {
 
 /// Serves until `shutdown` resolves; then closes the sockets, lets HTTP
 /// requests drain, stops the tailer and closes the store.
-pub async fn run(listener: TcpListener, server: Server, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn run(
+    listener: TcpListener,
+    server: Server,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let Server { state, router, close_sockets } = server;
     let stopping = state.shutdown.clone();
     let graceful = async move {

@@ -16,7 +16,10 @@ both_stores!(audience_limits_feed_and_stream_reads_but_not_audit, |s: common::Te
     let mut targeted = event("inbox", "notification:new", json!({ "text": "for u2" }));
     targeted["audience"] = json!({ "users": ["u2"] });
     assert_eq!(s.append(&publisher, targeted).await.0, StatusCode::CREATED);
-    assert_eq!(s.append(&publisher, event("inbox", "notification:new", json!({ "text": "all" }))).await.0, StatusCode::CREATED);
+    assert_eq!(
+        s.append(&publisher, event("inbox", "notification:new", json!({ "text": "all" }))).await.0,
+        StatusCode::CREATED
+    );
 
     let u2 = token("acme", "u2", &[]);
     let u3 = token("acme", "u3", &[]);
@@ -49,7 +52,8 @@ both_stores!(tenants_are_isolated, |s: common::TestServer| async move {
     let (status, body) = s.append(&b, sneaky).await;
     assert_eq!((status, code(&body)), (StatusCode::BAD_REQUEST, "invalid"));
     // The same stream name in tenant B is a different stream.
-    let (status, body) = s.append(&b, json!({ "stream": "secret", "type": "deal:signed", "data": {}, "expectedVersion": 0 })).await;
+    let (status, body) =
+        s.append(&b, json!({ "stream": "secret", "type": "deal:signed", "data": {}, "expectedVersion": 0 })).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
 });
 
@@ -85,7 +89,11 @@ both_stores!(bad_tokens_are_401_with_a_reason, |s: common::TestServer| async mov
         use base64_engine::encode;
         encode(serde_json::to_vec(&v).unwrap())
     };
-    let alg_none = format!("{}.{}.", b64(json!({ "alg": "none", "typ": "JWT" })), b64(json!({ "sub": "u1", "tenant_id": "acme", "exp": now + 3600 })));
+    let alg_none = format!(
+        "{}.{}.",
+        b64(json!({ "alg": "none", "typ": "JWT" })),
+        b64(json!({ "sub": "u1", "tenant_id": "acme", "exp": now + 3600 }))
+    );
     let cases = [
         ("", "missing token"),
         ("not-a-jwt", "malformed token"),
@@ -94,7 +102,10 @@ both_stores!(bad_tokens_are_401_with_a_reason, |s: common::TestServer| async mov
         (&alg_none, ""),
         (&token_with(json!({ "sub": "u1", "exp": now + 60 })), "missing tenant claim"),
         (&token_with(json!({ "sub": "u1", "tenant_id": 42, "exp": now + 60 })), "wrong tenant claim"),
-        (&token_with(json!({ "sub": "u1", "tenant_id": "acme", "roles": "admin", "exp": now + 60 })), "malformed claims"),
+        (
+            &token_with(json!({ "sub": "u1", "tenant_id": "acme", "roles": "admin", "exp": now + 60 })),
+            "malformed claims",
+        ),
         (&token_with(json!({ "tenant_id": "acme", "exp": now + 60 })), "missing sub claim"),
     ];
     for (t, reason) in cases {
@@ -109,7 +120,9 @@ both_stores!(bad_tokens_are_401_with_a_reason, |s: common::TestServer| async mov
 
 both_stores!(bad_input_gets_the_contract_error, |s: common::TestServer| async move {
     let t = token("acme", "u1", &["publisher"]);
-    let post = |body: &'static str| s.request(Method::POST, "/api/events", &t).header("content-type", "application/json").body(body);
+    let post = |body: &'static str| {
+        s.request(Method::POST, "/api/events", &t).header("content-type", "application/json").body(body)
+    };
     let cases: Vec<(&str, StatusCode, &str)> = vec![
         (r#"{"stream": "s", "type": "a:b", "data": "#, StatusCode::BAD_REQUEST, "invalid"),
         (r#"{"stream": "s", "type": "a:b"}"#, StatusCode::BAD_REQUEST, "invalid"),
@@ -144,7 +157,9 @@ both_stores!(bad_input_gets_the_contract_error, |s: common::TestServer| async mo
     let auditor = token("acme", "a", &["auditor"]);
     let (got, body) = s.get(&auditor, "/api/audit?from=yesterday").await;
     assert_eq!((got, code(&body)), (StatusCode::BAD_REQUEST, "invalid"));
-    let (got, body) = common::send(s.request(Method::POST, "/api/events/ack", &t).json(&json!({ "consumer": "c", "cursor": "x" }))).await;
+    let (got, body) =
+        common::send(s.request(Method::POST, "/api/events/ack", &t).json(&json!({ "consumer": "c", "cursor": "x" })))
+            .await;
     assert_eq!((got, code(&body)), (StatusCode::BAD_REQUEST, "invalid_cursor"));
     // Nothing of the above was stored.
     assert!(s.read_all(&t, "0", 100).await.is_empty());

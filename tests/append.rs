@@ -33,11 +33,14 @@ both_stores!(idempotency_key_makes_a_retried_batch_a_no_op, |s: common::TestServ
 both_stores!(expected_version_conflict_is_409_with_current_version, |s: common::TestServer| async move {
     let t = token("acme", "u1", &["publisher"]);
     for v in 0..3 {
-        let (status, body) = s.append(&t, json!({ "stream": "inv-9", "type": "invoice:edited", "data": {}, "expectedVersion": v })).await;
+        let (status, body) = s
+            .append(&t, json!({ "stream": "inv-9", "type": "invoice:edited", "data": {}, "expectedVersion": v }))
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         assert_eq!(body["events"][0]["version"], v + 1);
     }
-    let (status, body) = s.append(&t, json!({ "stream": "inv-9", "type": "invoice:edited", "data": {}, "expectedVersion": 1 })).await;
+    let (status, body) =
+        s.append(&t, json!({ "stream": "inv-9", "type": "invoice:edited", "data": {}, "expectedVersion": 1 })).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["error"]["code"], "conflict");
     assert_eq!(body["error"]["currentVersion"], 3);
@@ -91,6 +94,7 @@ both_stores!(stream_reads_in_version_order_from_a_version, |s: common::TestServe
     }
     let (status, body) = s.get(&t, "/api/streams/doc/7?fromVersion=3").await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let versions: Vec<i64> = body["events"].as_array().unwrap().iter().map(|e| e["version"].as_i64().unwrap()).collect();
+    let versions: Vec<i64> =
+        body["events"].as_array().unwrap().iter().map(|e| e["version"].as_i64().unwrap()).collect();
     assert_eq!(versions, [3, 4, 5]);
 });

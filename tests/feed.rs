@@ -17,7 +17,8 @@ both_stores!(long_poll_returns_when_an_event_arrives, |s: common::TestServer| as
     };
     tokio::time::sleep(Duration::from_millis(200)).await; // let the poller park first
     s.append(&t, event("inv-1", "invoice:paid", json!({}))).await;
-    let (status, page) = tokio::time::timeout(Duration::from_secs(5), waiter).await.expect("woken, not timed out").unwrap();
+    let (status, page) =
+        tokio::time::timeout(Duration::from_secs(5), waiter).await.expect("woken, not timed out").unwrap();
     assert_eq!(status, StatusCode::OK);
     assert_eq!(page["events"].as_array().unwrap().len(), 1);
     // With nothing new, wait=1 returns empty after about a second, cursor unchanged.
@@ -75,7 +76,8 @@ both_stores!(sse_streams_and_resumes_from_last_event_id, |s: common::TestServer|
     let mut received: Vec<Value> = Vec::new();
     let appended_live = async {
         while received.len() < 3 {
-            let chunk = tokio::time::timeout(Duration::from_secs(5), body.next()).await.expect("SSE data").unwrap().unwrap();
+            let chunk =
+                tokio::time::timeout(Duration::from_secs(5), body.next()).await.expect("SSE data").unwrap().unwrap();
             text.push_str(&String::from_utf8_lossy(&chunk));
             while let Some(end) = text.find("\n\n") {
                 let frame: String = text.drain(..end + 2).collect();

@@ -48,6 +48,10 @@ async fn the_sql_function_is_an_outbox() {
     println!("long-poll woke {latency:?} after the commit");
     assert_eq!(common::ids(page["events"].as_array().unwrap()), [committed.to_string()]);
     assert!(latency < Duration::from_millis(100), "woken after {latency:?}");
-    assert_eq!(common::ids(&s.read_all(&t, "0", 10).await), [committed.to_string()], "the rolled-back event never appears");
+    assert_eq!(
+        common::ids(&s.read_all(&t, "0", 10).await),
+        [committed.to_string()],
+        "the rolled-back event never appears"
+    );
     s.stop().await;
 }

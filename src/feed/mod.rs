@@ -219,11 +219,8 @@ pub async fn resolve_start(
         },
         (None, None) => fallback,
     };
-    let floor = store.retention_floor().await?;
-    if crate::store::expired(cursor, floor) {
-        // Everything may have been pruned: the head is never behind the floor.
-        let head = store.head().await?.max(floor.unwrap_or(Cursor::ZERO));
-        return Ok(Start::Reset { head });
+    if crate::store::expired(cursor, store.retention_floor().await?) {
+        return Ok(Start::Reset { head: store.head().await? });
     }
     Ok(Start::After(cursor))
 }

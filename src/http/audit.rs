@@ -42,7 +42,11 @@ fn time(name: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>> {
 }
 
 #[tracing::instrument(skip_all, fields(tenant = %who.tenant_id), err(level = "debug"))]
-async fn audit(State(state): State<AppState>, AuthUser(who): AuthUser, Params(q): Params<Query>) -> Result<Json<Value>> {
+async fn audit(
+    State(state): State<AppState>,
+    AuthUser(who): AuthUser,
+    Params(q): Params<Query>,
+) -> Result<Json<Value>> {
     if !who.can_audit() {
         return Err(Error::Forbidden("audit queries need the auditor role".into()));
     }

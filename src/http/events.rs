@@ -22,9 +22,7 @@ use crate::feed::{Start, consumer_name, resolve_start};
 use crate::store::{ConsumerKey, FeedQuery};
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/events", post(append).get(list))
-        .route("/api/events/ack", post(ack))
+    Router::new().route("/api/events", post(append).get(list)).route("/api/events/ack", post(ack))
 }
 
 #[tracing::instrument(skip_all, fields(tenant = %who.tenant_id), err(level = "debug"))]
@@ -93,7 +91,8 @@ async fn list(
         }
     };
 
-    let query = FeedQuery { tenant_id: &who.tenant_id, user_id: &who.user_id, after, until: None, types: &types, limit };
+    let query =
+        FeedQuery { tenant_id: &who.tenant_id, user_id: &who.user_id, after, until: None, types: &types, limit };
     let deadline = Instant::now() + wait;
     let mut head = state.feed.watch();
     loop {

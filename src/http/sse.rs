@@ -42,9 +42,8 @@ async fn stream(
     headers: HeaderMap,
     Params(q): Params<StreamQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
-    let token = bearer(&headers)
-        .or(q.access_token.as_deref())
-        .ok_or_else(|| Error::Unauthorized("missing token".into()))?;
+    let token =
+        bearer(&headers).or(q.access_token.as_deref()).ok_or_else(|| Error::Unauthorized("missing token".into()))?;
     let who = state.verifier.verify(token)?;
     let types = TypeFilter::parse_list(q.types.as_deref().unwrap_or(""))?;
     let last_id = headers.get("last-event-id").map(|v| v.to_str().unwrap_or("?"));

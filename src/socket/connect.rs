@@ -33,9 +33,8 @@ pub async fn authenticate<A: Adapter>(
 
 async fn admit<A: Adapter>(s: &SocketRef<A>, auth: Value, state: &AppState) -> Result<(), Error> {
     let parts = s.req_parts();
-    let query_token = || {
-        Query::<HashMap<String, String>>::try_from_uri(&parts.uri).ok().and_then(|Query(mut q)| q.remove("token"))
-    };
+    let query_token =
+        || Query::<HashMap<String, String>>::try_from_uri(&parts.uri).ok().and_then(|Query(mut q)| q.remove("token"));
     let token = match auth.get("token") {
         Some(Value::String(t)) => Some(t.clone()),
         _ => query_token().or_else(|| crate::http::bearer(&parts.headers).map(str::to_owned)),
@@ -55,9 +54,11 @@ async fn admit<A: Adapter>(s: &SocketRef<A>, auth: Value, state: &AppState) -> R
         Some(_) => return Err(Error::Invalid("consumer must be a string".into())),
     };
     let resume = if after.is_some() || consumer.is_some() {
-        let key = consumer
-            .as_deref()
-            .map(|consumer| ConsumerKey { tenant_id: &who.tenant_id, user_id: &who.user_id, consumer });
+        let key = consumer.as_deref().map(|consumer| ConsumerKey {
+            tenant_id: &who.tenant_id,
+            user_id: &who.user_id,
+            consumer,
+        });
         Some(resolve_start(&state.store, key, after, Cursor::ZERO).await?)
     } else {
         None

@@ -47,7 +47,12 @@ impl<A: Adapter> Sink for SocketSink<A> {
     }
 }
 
-pub(super) async fn run<A: Adapter>(socket: SocketRef<A>, session: Arc<Session>, state: AppState, start: Option<Start>) {
+pub(super) async fn run<A: Adapter>(
+    socket: SocketRef<A>,
+    session: Arc<Session>,
+    state: AppState,
+    start: Option<Start>,
+) {
     let closed = session.closed.clone();
     tokio::select! {
         _ = deliver(socket, session, state, start) => {}
@@ -55,7 +60,12 @@ pub(super) async fn run<A: Adapter>(socket: SocketRef<A>, session: Arc<Session>,
     }
 }
 
-async fn deliver<A: Adapter>(socket: SocketRef<A>, session: Arc<Session>, state: AppState, start: Option<Start>) -> Result<(), Closed> {
+async fn deliver<A: Adapter>(
+    socket: SocketRef<A>,
+    session: Arc<Session>,
+    state: AppState,
+    start: Option<Start>,
+) -> Result<(), Closed> {
     let mut cursor = match start {
         None => state.feed.head(),
         Some(Start::After(cursor)) => cursor,
@@ -101,7 +111,13 @@ async fn deliver<A: Adapter>(socket: SocketRef<A>, session: Arc<Session>, state:
 }
 
 /// Sends the events in `(from, to]` visible to this socket, page by page.
-async fn catch_up<A: Adapter>(socket: &SocketRef<A>, session: &Session, state: &AppState, from: Cursor, to: Cursor) -> Result<u64, Closed> {
+async fn catch_up<A: Adapter>(
+    socket: &SocketRef<A>,
+    session: &Session,
+    state: &AppState,
+    from: Cursor,
+    to: Cursor,
+) -> Result<u64, Closed> {
     let mut cursor = from;
     let mut sent = 0;
     while cursor < to {
@@ -135,7 +151,11 @@ async fn catch_up<A: Adapter>(socket: &SocketRef<A>, session: &Session, state: &
 }
 
 /// Emits, waiting while the socket's send buffer is full.
-async fn send_paced<A: Adapter, T: Serialize + ?Sized>(socket: &SocketRef<A>, event: &str, data: &T) -> Result<(), Closed> {
+async fn send_paced<A: Adapter, T: Serialize + ?Sized>(
+    socket: &SocketRef<A>,
+    event: &str,
+    data: &T,
+) -> Result<(), Closed> {
     loop {
         match socket.emit(event, data) {
             Ok(()) => return Ok(()),

@@ -65,7 +65,13 @@ struct AckPayload {
     cursor: String,
 }
 
-async fn feed_ack<A: Adapter>(s: SocketRef<A>, Extension(session): Ext, State(state): State<AppState>, data: Payload, ack: AckSender<A>) {
+async fn feed_ack<A: Adapter>(
+    s: SocketRef<A>,
+    Extension(session): Ext,
+    State(state): State<AppState>,
+    data: Payload,
+    ack: AckSender<A>,
+) {
     let result = async {
         admitted(&s, &session)?;
         let p: AckPayload = payload(data)?;
@@ -97,7 +103,13 @@ async fn feed_subscribe<A: Adapter>(s: SocketRef<A>, Extension(session): Ext, da
     reply(ack, result);
 }
 
-async fn event_append<A: Adapter>(s: SocketRef<A>, Extension(session): Ext, State(state): State<AppState>, data: Payload, ack: AckSender<A>) {
+async fn event_append<A: Adapter>(
+    s: SocketRef<A>,
+    Extension(session): Ext,
+    State(state): State<AppState>,
+    data: Payload,
+    ack: AckSender<A>,
+) {
     let result = async {
         admitted(&s, &session)?;
         let who = session.principal();
@@ -123,7 +135,13 @@ async fn presence_list<A: Adapter>(s: SocketRef<A>, Extension(session): Ext, ack
 
 /// With an acknowledgement: `{ cursor, online }`. Without one (clients
 /// written for other servers): the same, emitted as `reconnected`.
-async fn current_state<A: Adapter>(s: SocketRef<A>, Extension(session): Ext, State(state): State<AppState>, ack: AckSender<A>, wants: WantsAck) {
+async fn current_state<A: Adapter>(
+    s: SocketRef<A>,
+    Extension(session): Ext,
+    State(state): State<AppState>,
+    ack: AckSender<A>,
+    wants: WantsAck,
+) {
     let result = async {
         admitted(&s, &session)?;
         let online = presence::list(&s, &session).await;
@@ -144,7 +162,13 @@ struct RefreshPayload {
     token: String,
 }
 
-async fn auth_refresh<A: Adapter>(s: SocketRef<A>, Extension(session): Ext, State(state): State<AppState>, data: Payload, ack: AckSender<A>) {
+async fn auth_refresh<A: Adapter>(
+    s: SocketRef<A>,
+    Extension(session): Ext,
+    State(state): State<AppState>,
+    data: Payload,
+    ack: AckSender<A>,
+) {
     let result = (|| {
         admitted(&s, &session)?;
         let p: RefreshPayload = payload(data)?;

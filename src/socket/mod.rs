@@ -12,8 +12,8 @@ mod session;
 
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
-use socketioxide_core::adapter::DefinedAdapter;
 use socketioxide::handler::ConnectHandler;
+use socketioxide_core::adapter::DefinedAdapter;
 
 use crate::config::Namespace;
 

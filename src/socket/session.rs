@@ -73,7 +73,8 @@ impl Session {
 
     /// Whether this socket should get the event live (its tenant is checked by the feed).
     pub fn wants(&self, event: &Event) -> bool {
-        event.visible_to(&self.user_id) && self.filter.read().unwrap_or_else(|e| e.into_inner()).matches(&event.event_type)
+        event.visible_to(&self.user_id)
+            && self.filter.read().unwrap_or_else(|e| e.into_inner()).matches(&event.event_type)
     }
 
     /// Token bucket over the client events this socket sends.
@@ -99,13 +100,8 @@ mod tests {
 
     #[test]
     fn floods_are_refused_then_cut() {
-        let p = Principal {
-            tenant_id: "t".into(),
-            user_id: "u".into(),
-            username: None,
-            roles: Default::default(),
-            exp: 0,
-        };
+        let p =
+            Principal { tenant_id: "t".into(), user_id: "u".into(), username: None, roles: Default::default(), exp: 0 };
         let s = Session::new(p, None, TypeFilter::all());
         let verdicts: Vec<Rate> = (0..(BURST as usize + FLOOD_LIMIT as usize + 5)).map(|_| s.rate()).collect();
         assert!(verdicts[..BURST as usize].iter().all(|r| *r == Rate::Allow));

@@ -59,21 +59,24 @@ async fn commit_loop(store: Store, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
 
 async fn commit(store: &Store, batch: Vec<Job>) {
     let (requests, senders): (Vec<_>, Vec<_>) = batch.into_iter().map(|j| (j.request, j.done)).unzip();
-    let outcomes = match store.append_batch(&requests).await {
-        Ok(outcomes) => outcomes,
-        // The shared transaction failed as a whole (a deadlock, a lost
-        // connection): give each request its own transaction and outcome.
-        Err(e) if requests.len() > 1 => {
-            tracing::warn!(error = %e, size = requests.len(), "group commit failed; appending one by one");
-            let mut outcomes = Vec::with_capacity(requests.len());
-            for request in &requests {
-                let one = store.append_batch(std::slice::from_ref(request)).await;
-                outcomes.push(one.and_then(|mut o| o.pop().unwrap_or_else(|| Err(Error::internal(anyhow::anyhow!("no outcome"))))));
+    let outcomes =
+        match store.append_batch(&requests).await {
+            Ok(outcomes) => outcomes,
+            // The shared transaction failed as a whole (a deadlock, a lost
+            // connection): give each request its own transaction and outcome.
+            Err(e) if requests.len() > 1 => {
+                tracing::warn!(error = %e, size = requests.len(), "group commit failed; appending one by one");
+                let mut outcomes = Vec::with_capacity(requests.len());
+                for request in &requests {
+                    let one = store.append_batch(std::slice::from_ref(request)).await;
+                    outcomes.push(one.and_then(|mut o| {
+                        o.pop().unwrap_or_else(|| Err(Error::internal(anyhow::anyhow!("no outcome"))))
+                    }));
+                }
+                outcomes
             }
-            outcomes
-        }
-        Err(e) => vec![Err(e)],
-    };
+            Err(e) => vec![Err(e)],
+        };
     metrics::histogram!("eventfeed_commit_batch_size").record(requests.len() as f64);
     for (outcome, done) in outcomes.into_iter().zip(senders) {
         if let Ok(events) = &outcome {

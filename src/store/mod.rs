@@ -106,9 +106,7 @@ impl Doorbell {
 pub async fn open(config: &crate::config::Config) -> anyhow::Result<Store> {
     match &config.database_url {
         Some(url) => Ok(Store::Postgres(postgres::PgStore::connect(&url.0).await?)),
-        None => Ok(Store::Sqlite(
-            sqlite::SqliteStore::open(&config.data_file).await?,
-        )),
+        None => Ok(Store::Sqlite(sqlite::SqliteStore::open(&config.data_file).await?)),
     }
 }
 
@@ -145,7 +143,14 @@ impl Store {
     }
 
     /// One stream's events visible to a user, in version order.
-    pub async fn read_stream(&self, tenant_id: &str, user_id: &str, stream: &str, from_version: i64, limit: i64) -> Result<Page> {
+    pub async fn read_stream(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        stream: &str,
+        from_version: i64,
+        limit: i64,
+    ) -> Result<Page> {
         dispatch!(self, s => s.read_stream(tenant_id, user_id, stream, from_version, limit).await)
     }
 

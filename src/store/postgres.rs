@@ -58,10 +58,7 @@ impl PgStore {
             .connect_with(options.clone())
             .await
             .context("cannot connect to DATABASE_URL: is PostgreSQL running and the URL right?")?;
-        sqlx::migrate!("./migrations/postgres")
-            .run(&pool)
-            .await
-            .context("database migration failed")?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await.context("database migration failed")?;
         let adapter = PgPoolOptions::new()
             .max_connections(4)
             .connect_lazy_with(options.clone().application_name("eventfeed-adapter"));
@@ -102,17 +99,10 @@ impl PgStore {
         .bind(Json(requests))
         .fetch_all(&mut *tx)
         .await?;
-        let all: Vec<i64> = rows
-            .iter()
-            .filter_map(|r| r.get::<Option<Vec<i64>>, _>("positions"))
-            .flatten()
-            .collect();
+        let all: Vec<i64> = rows.iter().filter_map(|r| r.get::<Option<Vec<i64>>, _>("positions")).flatten().collect();
         static SQL: LazyLock<String> =
             LazyLock::new(|| format!("SELECT {COLUMNS} FROM eventfeed.events WHERE position = ANY($1)"));
-        let stored = sqlx::query(SQL.as_str())
-            .bind(&all)
-            .fetch_all(&mut *tx)
-            .await?;
+        let stored = sqlx::query(SQL.as_str()).bind(&all).fetch_all(&mut *tx).await?;
         tx.commit().await?;
 
         let by_position: HashMap<i64, Event> =
@@ -174,16 +164,19 @@ impl PgStore {
                  ORDER BY tx_id, position LIMIT $3"
             )
         });
-        let rows = sqlx::query(SQL.as_str())
-            .bind(after.tx_id)
-            .bind(after.position)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query(SQL.as_str()).bind(after.tx_id).bind(after.position).bind(limit).fetch_all(&self.pool).await?;
         rows.iter().map(event_from_row).collect()
     }
 
-    pub async fn read_stream(&self, tenant_id: &str, user_id: &str, stream: &str, from_version: i64, limit: i64) -> Result<Page> {
+    pub async fn read_stream(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        stream: &str,
+        from_version: i64,
+        limit: i64,
+    ) -> Result<Page> {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
                 "SELECT {COLUMNS} FROM eventfeed.events \
@@ -277,9 +270,7 @@ impl PgStore {
     }
 
     pub async fn retention_floor(&self) -> Result<Option<Cursor>> {
-        let row = sqlx::query("SELECT tx_id, position FROM eventfeed.retention")
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query("SELECT tx_id, position FROM eventfeed.retention").fetch_optional(&self.pool).await?;
         Ok(row.map(|r| Cursor::new(r.get("tx_id"), r.get("position"))))
     }
 
@@ -288,7 +279,7 @@ impl PgStore {
         // floor is one cursor and every reader behind it is told to reset.
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
-            "WITH doomed AS ( \
+                "WITH doomed AS ( \
                  SELECT tx_id, position FROM eventfeed.events \
                  WHERE created_at < $1 AND tx_id < {HORIZON} \
                  ORDER BY tx_id, position LIMIT 10000), \
@@ -382,4 +373,3 @@ fn request_json(req: &AppendRequest) -> Value {
         .collect();
     json!({ "tenantId": req.tenant_id, "events": events })
 }
-

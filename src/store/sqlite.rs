@@ -18,8 +18,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::error::ErrorKind;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 use sqlx::types::Json;
 use sqlx::types::uuid::fmt::Hyphenated;
@@ -73,15 +72,9 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .with_context(|| format!("cannot open the embedded store {}", path.display()))?;
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&pool)
-            .await
-            .context("database migration failed")?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await.context("database migration failed")?;
         let (bell, _) = watch::channel(());
-        Ok(SqliteStore {
-            pool,
-            bell: Arc::new(bell),
-        })
+        Ok(SqliteStore { pool, bell: Arc::new(bell) })
     }
 
     /// One write transaction; each request in a savepoint of its own, so a
@@ -138,14 +131,10 @@ impl SqliteStore {
     }
 
     pub async fn read_all(&self, after: Cursor, limit: i64) -> Result<Vec<Event>> {
-        static SQL: LazyLock<String> = LazyLock::new(|| {
-            format!("SELECT {COLUMNS} FROM events WHERE position > ?1 ORDER BY position LIMIT ?2")
-        });
-        let rows = sqlx::query(SQL.as_str())
-            .bind(after_position(after))
-            .bind(limit.max(0))
-            .fetch_all(&self.pool)
-            .await?;
+        static SQL: LazyLock<String> =
+            LazyLock::new(|| format!("SELECT {COLUMNS} FROM events WHERE position > ?1 ORDER BY position LIMIT ?2"));
+        let rows =
+            sqlx::query(SQL.as_str()).bind(after_position(after)).bind(limit.max(0)).fetch_all(&self.pool).await?;
         rows.iter().map(event_from_row).collect()
     }
 
@@ -191,18 +180,10 @@ impl SqliteStore {
         });
         static BY_TENANT: LazyLock<String> =
             LazyLock::new(|| format!("SELECT {COLUMNS} FROM events WHERE {}", FILTERS.as_str()));
-        static BY_STREAM: LazyLock<String> = LazyLock::new(|| {
-            format!(
-                "SELECT {COLUMNS} FROM events WHERE stream = ?5 AND {}",
-                FILTERS.as_str()
-            )
-        });
-        static BY_ACTOR: LazyLock<String> = LazyLock::new(|| {
-            format!(
-                "SELECT {COLUMNS} FROM events WHERE actor_id = ?6 AND {}",
-                FILTERS.as_str()
-            )
-        });
+        static BY_STREAM: LazyLock<String> =
+            LazyLock::new(|| format!("SELECT {COLUMNS} FROM events WHERE stream = ?5 AND {}", FILTERS.as_str()));
+        static BY_ACTOR: LazyLock<String> =
+            LazyLock::new(|| format!("SELECT {COLUMNS} FROM events WHERE actor_id = ?6 AND {}", FILTERS.as_str()));
         let sql = match (&q.stream, &q.actor) {
             (Some(_), _) => &BY_STREAM,
             (None, Some(_)) => &BY_ACTOR,
@@ -260,17 +241,12 @@ impl SqliteStore {
         let row = sqlx::query("SELECT tx_id, position FROM events ORDER BY position DESC LIMIT 1")
             .fetch_optional(&self.pool)
             .await?;
-        let newest = row
-            .map(|r| cursor_from_row(&r))
-            .transpose()?
-            .unwrap_or(Cursor::ZERO);
+        let newest = row.map(|r| cursor_from_row(&r)).transpose()?.unwrap_or(Cursor::ZERO);
         Ok(newest.max(self.retention_floor().await?.unwrap_or(Cursor::ZERO)))
     }
 
     pub async fn retention_floor(&self) -> Result<Option<Cursor>> {
-        let row = sqlx::query("SELECT tx_id, position FROM retention")
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query("SELECT tx_id, position FROM retention").fetch_optional(&self.pool).await?;
         row.map(|r| cursor_from_row(&r)).transpose()
     }
 
@@ -287,11 +263,8 @@ impl SqliteStore {
         .fetch_one(&mut *tx)
         .await?;
         let Some(floor) = floor else { return Ok(0) };
-        let deleted = sqlx::query("DELETE FROM events WHERE position <= ?1")
-            .bind(floor)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let deleted =
+            sqlx::query("DELETE FROM events WHERE position <= ?1").bind(floor).execute(&mut *tx).await?.rows_affected();
         sqlx::query(
             "INSERT INTO retention (only_row, tx_id, position) VALUES (1, ?1, ?2) \
              ON CONFLICT (only_row) DO UPDATE SET tx_id = excluded.tx_id, position = excluded.position",
@@ -324,10 +297,7 @@ impl SqliteStore {
 }
 
 /// One request, all or nothing: the caller rolls its savepoint back on error.
-async fn append_request(
-    conn: &mut SqliteConnection,
-    request: &AppendRequest,
-) -> Result<Vec<Event>> {
+async fn append_request(conn: &mut SqliteConnection, request: &AppendRequest) -> Result<Vec<Event>> {
     let mut events = Vec::with_capacity(request.events.len());
     for new in &request.events {
         events.push(append_one(conn, &request.tenant_id, new).await?);
@@ -348,11 +318,8 @@ async fn append_one(conn: &mut SqliteConnection, tenant_id: &str, new: &NewEvent
     });
     if let Some(id) = new.id {
         // An id the tenant already has: the retry of an append that succeeded.
-        let stored = sqlx::query(BY_ID.as_str())
-            .bind(tenant_id)
-            .bind(id.hyphenated())
-            .fetch_optional(&mut *conn)
-            .await?;
+        let stored =
+            sqlx::query(BY_ID.as_str()).bind(tenant_id).bind(id.hyphenated()).fetch_optional(&mut *conn).await?;
         if let Some(row) = stored {
             return event_from_row(&row);
         }
@@ -372,10 +339,7 @@ async fn append_one(conn: &mut SqliteConnection, tenant_id: &str, new: &NewEvent
         && expected != current
     {
         let message = format!("expected version {expected} of stream {stream}, found {current}");
-        return Err(Error::Conflict {
-            message,
-            current_version: current,
-        });
+        return Err(Error::Conflict { message, current_version: current });
     }
     let row = sqlx::query(INSERT.as_str())
         .bind(new.id.unwrap_or_else(Uuid::new_v4).hyphenated())
@@ -398,12 +362,7 @@ async fn append_one(conn: &mut SqliteConnection, tenant_id: &str, new: &NewEvent
 /// A broken CHECK or NOT NULL rule is the request's fault (`invalid`), as in PostgreSQL.
 fn refused(e: sqlx::Error) -> Error {
     match &e {
-        sqlx::Error::Database(db)
-            if matches!(
-                db.kind(),
-                ErrorKind::CheckViolation | ErrorKind::NotNullViolation
-            ) =>
-        {
+        sqlx::Error::Database(db) if matches!(db.kind(), ErrorKind::CheckViolation | ErrorKind::NotNullViolation) => {
             Error::Invalid(db.message().to_owned())
         }
         _ => Error::from(e),
@@ -432,18 +391,12 @@ fn until_position(until: Cursor) -> i64 {
 
 /// The type filter's SQL, with its two JSON array parameters at `?e` and `?p`.
 fn type_match(e: usize, p: usize) -> String {
-    TYPE_MATCH
-        .replace("?E", &format!("?{e}"))
-        .replace("?P", &format!("?{p}"))
+    TYPE_MATCH.replace("?E", &format!("?{e}")).replace("?P", &format!("?{p}"))
 }
 
 fn page(rows: Vec<SqliteRow>, limit: i64) -> Result<Page> {
     let has_more = rows.len() as i64 > limit;
-    let events = rows
-        .iter()
-        .take(limit as usize)
-        .map(event_from_row)
-        .collect::<Result<_>>()?;
+    let events = rows.iter().take(limit as usize).map(event_from_row).collect::<Result<_>>()?;
     Ok(Page { events, has_more })
 }
 
@@ -466,14 +419,9 @@ fn event_from_row(row: &SqliteRow) -> Result<Event> {
         version: row.try_get("version")?,
         event_type: row.try_get("type")?,
         data: row.try_get::<Json<Value>, _>("data")?.0,
-        actor: actor_id.map(|user_id| Actor {
-            user_id,
-            username: actor_name,
-        }),
+        actor: actor_id.map(|user_id| Actor { user_id, username: actor_name }),
         audience: audience.map(|users| Audience { users: users.0 }),
-        metadata: row
-            .try_get::<Option<Json<Value>>, _>("metadata")?
-            .map(|j| j.0),
+        metadata: row.try_get::<Option<Json<Value>>, _>("metadata")?.map(|j| j.0),
         timestamp,
     })
 }

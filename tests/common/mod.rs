@@ -53,7 +53,8 @@ impl TestDb {
 
     pub async fn drop_db(&self) {
         if let Ok(mut admin) = PgConnection::connect(ADMIN_URL).await {
-            let _ = admin.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))).await;
+            let _ =
+                admin.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))).await;
         }
     }
 }
