@@ -77,7 +77,15 @@ async fn deliver<A: Adapter>(
     let mut replaying = matches!(start, Some(Start::After(_)));
     let sink: Arc<dyn Sink> = Arc::new(SocketSink { socket: socket.clone(), session: session.clone() });
     let mut head = state.feed.watch();
+    // A replay covers everything committed before the connect, even what
+    // the tailer has not delivered yet; the join below waits for it.
     let mut target = state.feed.head();
+    if replaying {
+        match state.store.head().await {
+            Ok(stored) => target = target.max(stored),
+            Err(e) => tracing::warn!(error = %e, "cannot read the store's head; replaying to the live head"),
+        }
+    }
     loop {
         if target < cursor {
             // This socket's cursor is ahead of our tailer (it came from

@@ -1,7 +1,7 @@
 //! Per-socket state, kept in the socket's extensions.
 
 use std::sync::{Mutex, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
@@ -12,8 +12,9 @@ use crate::event::{Event, TypeFilter};
 const RATE_PER_SEC: f64 = 100.0;
 /// And in a burst.
 const BURST: f64 = 200.0;
-/// Refused events in a row after which a flooding socket is disconnected.
+/// Refused events within one window after which a flooding socket is disconnected.
 const FLOOD_LIMIT: u32 = 1000;
+const FLOOD_WINDOW: Duration = Duration::from_secs(10);
 
 pub struct Session {
     pub tenant_id: String,
@@ -30,7 +31,10 @@ pub struct Session {
 struct Bucket {
     tokens: f64,
     at: Instant,
+    /// Refusals since `window`: a flood keeps getting refused even though
+    /// the bucket lets one event through every 10 ms.
     refused: u32,
+    window: Instant,
 }
 
 /// What the rate limiter says about one client event.
@@ -50,7 +54,7 @@ impl Session {
             consumer,
             principal: RwLock::new(principal),
             filter: RwLock::new(filter),
-            bucket: Mutex::new(Bucket { tokens: BURST, at: Instant::now(), refused: 0 }),
+            bucket: Mutex::new(Bucket { tokens: BURST, at: Instant::now(), refused: 0, window: Instant::now() }),
             closed: CancellationToken::new(),
         }
     }
@@ -85,12 +89,14 @@ impl Session {
         b.at = now;
         if b.tokens >= 1.0 {
             b.tokens -= 1.0;
-            b.refused = 0;
-            Rate::Allow
-        } else {
-            b.refused += 1;
-            if b.refused > FLOOD_LIMIT { Rate::Disconnect } else { Rate::Refuse }
+            return Rate::Allow;
         }
+        if now.duration_since(b.window) > FLOOD_WINDOW {
+            b.window = now;
+            b.refused = 0;
+        }
+        b.refused += 1;
+        if b.refused > FLOOD_LIMIT { Rate::Disconnect } else { Rate::Refuse }
     }
 }
 
@@ -107,5 +113,21 @@ mod tests {
         assert!(verdicts[..BURST as usize].iter().all(|r| *r == Rate::Allow));
         assert_eq!(verdicts[BURST as usize + 1], Rate::Refuse);
         assert_eq!(verdicts.last(), Some(&Rate::Disconnect));
+    }
+
+    #[test]
+    fn a_flood_is_cut_even_when_some_events_get_through() {
+        let p =
+            Principal { tenant_id: "t".into(), user_id: "u".into(), username: None, roles: Default::default(), exp: 0 };
+        let s = Session::new(p, None, TypeFilter::all());
+        let mut cut = false;
+        for i in 0..(BURST as usize + FLOOD_LIMIT as usize + 100) {
+            if i % 50 == 0 {
+                // A token trickles back in now and then, as it does in real time.
+                s.bucket.lock().unwrap().tokens += 1.0;
+            }
+            cut |= s.rate() == Rate::Disconnect;
+        }
+        assert!(cut);
     }
 }

@@ -7,6 +7,7 @@ import { useFixture } from './lib/fixture.mjs';
 import { appendHttp, http, tenant, uuid } from './lib/http.mjs';
 import { mintNoneToken, mintToken, publisher, reader } from './lib/token.mjs';
 import { assertErrorAck } from './lib/check.mjs';
+import { startFlooder } from './lib/flooder.mjs';
 
 const f = useFixture();
 const PREFIX = 'authentication failed: ';
@@ -89,14 +90,14 @@ test(
 
 test(
   '10c. flood: acks beyond the rate limit say rate_limited, a socket that keeps flooding is disconnected, other tenants are served promptly',
-  f.run(async () => {
+  f.run(async (t) => {
     const TF = tenant('flood');
     const TW = tenant('watch');
-    const flooder = await f.connect(f.server, { token: reader(TF, 'u-flood'), label: 'flooder' });
     const watcher = await f.connect(f.server, { token: reader(TW, 'u-watch'), label: 'watcher (other tenant)' });
     const pubW = publisher(TW);
+    const flooder = await startFlooder({ url: f.server.url, token: reader(TF, 'u-flood') });
 
-    // the other tenant's feed, sampled all along
+    // the other tenant's feed, sampled all along: delay from the append's response to the emit
     let flooding = true;
     const samples = [];
     const sampler = (async () => {
@@ -105,48 +106,51 @@ test(
         const [e] = await appendHttp(f.server, pubW, { stream: 'w', type: 'watch:tick', data: { i } });
         const t1 = Date.now();
         await watcher.waitForEvent('watch:tick', (x) => x.id === e.id, 10_000);
-        samples.push({ append: t1 - t0, feed: watcher.all.find((x) => x.args[0]?.id === e.id).at - t1, duringFlood: flooding });
+        const at = watcher.all.find((x) => x.args[0]?.id === e.id).at;
+        samples.push({ append: t1 - t0, feed: Math.max(0, at - t1), duringFlood: flooding });
       }
     })();
 
     try {
       // phase 1: a burst of 300 acked events at once
-      const acks = await Promise.all(
-        Array.from({ length: 300 }, () => flooder.ackWithin(20_000, 'feed:subscribe', { types: ['flood:*'] }).catch((e) => ({ timeout: e.message }))),
-      );
+      const { acks, connected } = await flooder.burst(300);
       const okN = acks.filter((a) => a?.ok === true).length;
       const limited = acks.filter((a) => a?.ok === false && a.error?.code === 'rate_limited').length;
       const other = acks.filter((a) => !(a?.ok === true) && !(a?.ok === false && a.error?.code === 'rate_limited'));
-      assert.deepEqual(other.slice(0, 3), [], `every ack is ok or rate_limited (${other.length} others; connected=${flooder.isConnected})`);
+      assert.deepEqual(other.slice(0, 3), [], `every ack is ok or rate_limited (${other.length} others; connected=${connected})`);
       assert.ok(okN >= 150 && okN <= 280, `about the burst (200) is accepted: ${okN} ok`);
       assert.ok(limited >= 20, `the rest are rate_limited: ${limited}`);
 
-      // phase 2: keep flooding far past the limit until the server disconnects the socket
-      const start = Date.now();
-      let sent = 0;
-      const pump = setInterval(() => {
-        if (!flooder.isConnected || Date.now() - start > 20_000) return;
-        for (let i = 0; i < 100; i++) {
-          flooder.socket.emit('feed:subscribe', { types: ['flood:*'] }, () => {});
-          sent++;
-        }
-      }, 5);
-      try {
-        await flooder.waitForDisconnect(25_000);
-      } finally {
-        clearInterval(pump);
-      }
-      // the flood is over once the server has cut the socket; keep sampling a little longer
+      // phase 2: ~20,000 events/s (200x the limit) for up to 15 s, until the server cuts the socket
+      const flood = await flooder.flood(100, 15_000);
       const during = samples.filter((s) => s.duringFlood);
       flooding = false;
       await sampler;
-      assert.ok(sent > 0, 'phase 2 sent events');
+      const feed = samples.map((s) => s.feed).sort((a, b) => a - b);
+      const worst = feed.at(-1);
+      const median = feed[Math.floor(feed.length / 2)];
+      const p95 = feed[Math.floor(feed.length * 0.95)];
+      t.diagnostic(
+        `phase 1: ${okN} ok, ${limited} rate_limited; phase 2: ${JSON.stringify(flood)}; other tenant: ${samples.length} samples ` +
+          `(${during.length} during the flood), feed delay median ${median} ms, p95 ${p95} ms, slowest ${JSON.stringify(feed.slice(-5))} ms; worst append ${Math.max(...samples.map((s) => s.append))} ms`,
+      );
       assert.equal(watcher.isConnected, true, 'the other tenant’s socket stays connected');
-      assert.ok(samples.length >= 3, `samples of the other tenant's feed: ${samples.length}`);
-      const worst = Math.max(...samples.map((s) => s.feed));
-      assert.ok(worst < 1000, `other tenant's live events arrive promptly during the flood: worst delay ${worst} ms (${JSON.stringify(during.slice(0, 20))})`);
+      assert.ok(during.length >= 3, `samples of the other tenant's feed during the flood: ${during.length}`);
+      // promptly: typically within tens of ms, nearly always within a second. (p95 rather than the single worst
+      // sample: on a 2-core machine shared with other work one stall can come from the scheduler, not the server.)
+      assert.ok(
+        median < 200 && p95 < 1000,
+        `other tenant's live events arrive promptly during the flood: median ${median} ms, p95 ${p95} ms, worst ${worst} ms`,
+      );
+      assert.equal(flood.other, 0, `phase 2 acks are ok or rate_limited: ${JSON.stringify(flood)}`);
+      assert.ok(
+        flood.disconnectReason !== null,
+        `a socket flooding at ~${Math.round(flood.sent / (flood.ms / 1000))} events/s (the limit is 100/s) for ${(flood.ms / 1000).toFixed(1)} s ` +
+          `is disconnected; it was not: ${JSON.stringify(flood)}`,
+      );
     } finally {
       flooding = false;
+      flooder.stop();
       await sampler.catch(() => {});
     }
   }),

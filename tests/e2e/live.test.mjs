@@ -86,6 +86,22 @@ test(
 );
 
 test(
+  '1b. feed:subscribe narrows the live feed to matching types',
+  f.run(async () => {
+    const t = tenant('sub');
+    const c = await f.connect(f.server, { token: reader(t, 'u1') });
+    assert.deepEqual(await c.ack('feed:subscribe', { types: ['invoice:*', 'expense:approved'] }), { ok: true });
+    const pub = publisher(t);
+    const appended = [];
+    for (const type of ['invoice:paid', 'expense:created', 'expense:approved', 'bank:transaction_imported', 'invoice:sent']) {
+      appended.push((await appendHttp(f.server, pub, { stream: 's', type, data: {} }))[0]);
+    }
+    await c.waitForEvent('invoice:sent', (e) => e.id === appended[4].id);
+    assert.deepEqual(c.envelopes.map((e) => e.type), ['invoice:paid', 'expense:approved', 'invoice:sent']);
+  }),
+);
+
+test(
   '2. tenant isolation, and an event for audience {users:[u2]} reaches only u2',
   f.run(async () => {
     const A = tenant('a');

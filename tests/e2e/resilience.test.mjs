@@ -27,7 +27,7 @@ async function killListener(old = []) {
 
 test(
   '6. the LISTEN connection killed mid-stream: the client still receives every event, once',
-  f.run(async () => {
+  f.run(async (t) => {
     const s = await f.start();
     const T = tenant('l6');
     const token = reader(T, 'u1');
@@ -57,6 +57,7 @@ test(
       await c.waitForEvent('test:marker', (e) => e.id === marker.id, 30_000);
       const read = await readAll(s, token, '0'); // the tenant is new: everything it has
       const total = writers.reduce((n, w) => n + w.length, 0);
+      t.diagnostic(`${total} appended; listener pids killed: ${killed1} then ${relisten instanceof Error ? 'none (no new listener)' : relisten}; kills at ${atKill1} and ${atKill2} received`);
       assert.equal(read.length, total + 1);
       assertSameSequence(c.ids(), read.map((e) => e.id), 'live events across the listener kills vs GET /api/events');
       assertWriterOrder(c.ids(), writers);
@@ -116,9 +117,20 @@ test(
     await r.waitForEvent('order:placed', (x) => x.id === e11.id);
     assert.deepEqual(r.envelopes.map((x) => x.data.i), [4, 5, 6, 7, 8, 9, 10, 11], 'then e11 live, once');
 
-    // the same stored cursor serves polling
+    // acking the last event: the next session replays nothing, and still says so
+    assert.deepEqual(await r.ack('feed:ack', { cursor: e11.cursor }), { ok: true });
+    r.close();
+    const r2 = await f.connect(s2, { token, consumer: 'c1', label: 'c1 third session' });
+    assert.deepEqual(await r2.waitForEvent('feed:replayed'), { count: 0, cursor: e11.cursor }, 'feed:replayed with count 0');
+    assert.deepEqual(r2.envelopes, [], 'nothing replayed');
+    const [e12] = await appendHttp(s2, pub, { stream: 'orders', type: 'order:placed', data: { i: 12 } });
+    await r2.waitForEvent('order:placed', (x) => x.id === e12.id);
+    assert.deepEqual(r2.envelopes.map((x) => x.data.i), [12]);
+
+    // the same stored cursor serves polling (after a fresh ack of e10)
+    assert.deepEqual(await r2.ack('feed:ack', { cursor: e[9].cursor }), { ok: true });
     const poll = await http(s2, 'GET', '/api/events?consumer=c1&limit=1000', { token });
     assert.equal(poll.status, 200, poll.text);
-    assert.deepEqual(poll.body.events.map((x) => x.data.i), [4, 5, 6, 7, 8, 9, 10, 11], 'GET /api/events?consumer=c1');
+    assert.deepEqual(poll.body.events.map((x) => x.data.i), [11, 12], 'GET /api/events?consumer=c1 reads after the stored cursor');
   }),
 );

@@ -88,7 +88,8 @@ export class Client {
       this.socket.once('connect_error', (err) => {
         this.connectErr = err;
         this._check();
-        const e = new Error(`${this.label}: connect_error: ${err && err.message}`);
+        const detail = err && err.description ? ` (${describe(err.description)}${err.context ? `; ${describe(err.context)}` : ''})` : '';
+        const e = new Error(`${this.label}: connect_error: ${err && err.message}${detail}`);
         e.isConnectError = true;
         e.cause = err;
         reject(e);
@@ -140,6 +141,10 @@ export class Client {
           if (ok) {
             cleanup();
             resolve(ok);
+          } else if (this.disconnectReason !== null) {
+            // reconnection is off: nothing more will arrive
+            cleanup();
+            reject(new Error(`${this.label}: disconnected (${this.disconnectReason}) while waiting for ${what}; ${this.summary()}`));
           }
         },
       };
@@ -206,6 +211,18 @@ export class Client {
     this.socket.disconnect();
     this.socket.close();
   }
+}
+
+function describe(x) {
+  if (x instanceof Error) return x.message;
+  if (x && typeof x === 'object') {
+    if (x.message) return String(x.message);
+    if (x.type || x.status) return `${x.type || ''} ${x.status || ''} ${x.statusText || ''}`.trim();
+    try {
+      return JSON.stringify(x).slice(0, 300);
+    } catch {}
+  }
+  return String(x);
 }
 
 function pick(o) {

@@ -31,10 +31,10 @@ export class Database {
   }
 
   /** Append one event through the SQL API. Returns { cursor, version }. */
-  async appendSql({ tenantId, stream, type, data = {}, extra = '' , params = [] }) {
+  async appendSql({ tenantId, stream, type, data = {} }) {
     const r = await this.pool.query(
-      `SELECT * FROM eventfeed.append_event(tenant_id => $1, stream => $2, type => $3, data => $4::jsonb${extra})`,
-      [tenantId, stream, type, JSON.stringify(data), ...params],
+      'SELECT * FROM eventfeed.append_event(tenant_id => $1, stream => $2, type => $3, data => $4::jsonb)',
+      [tenantId, stream, type, JSON.stringify(data)],
     );
     const row = r.rows[0];
     return { cursor: row.cursor, version: Number(row.version) };

@@ -43,6 +43,7 @@ export async function startServer({
     EVENTFEED_ADDR: '127.0.0.1:0',
     EVENTFEED_JWT_SECRET: secret,
     RUST_LOG: process.env.EVENTFEED_E2E_RUST_LOG || process.env.RUST_LOG || 'info',
+    NO_COLOR: '1',
     ...env,
   };
   for (const [k, v] of Object.entries(childEnv)) if (v === undefined) delete childEnv[k];
@@ -63,6 +64,8 @@ export class Server {
     this._log = [];
     this._logBytes = 0;
     this._stdout = [];
+    /** signals this harness sent, so an unexpected shutdown can be told apart */
+    this.signals = [];
     this.exited = false;
     this.exitInfo = null;
     this._exitPromise = new Promise((resolve) => {
@@ -121,7 +124,8 @@ export class Server {
   }
 
   tail(maxChars = 6000) {
-    return `----- ${this.name} (pid ${this.pid}) stderr, last ${maxChars} chars -----\n${this.logs(maxChars)}\n----- stdout -----\n${this._stdout.join('\n')}\n-----`;
+    const sent = this.signals.map((x) => `${x.signal} at ${new Date(x.at).toISOString()}`).join(', ') || 'none';
+    return `----- ${this.name} (pid ${this.pid}) stderr, last ${maxChars} chars -----\n${this.logs(maxChars)}\n----- stdout -----\n${this._stdout.join('\n')}\n----- signals sent by the harness: ${sent}; exit: ${JSON.stringify(this.exitInfo)}`;
   }
 
   /** Log lines matching a regexp (for evidence in reports). */
@@ -134,8 +138,8 @@ export class Server {
   /** Graceful stop: SIGTERM, then SIGKILL if it does not exit in time. */
   async stop(timeoutMs = 10_000) {
     if (this.exited) return this.exitInfo;
-    this.proc.kill('SIGTERM');
-    const t = setTimeout(() => this.proc.kill('SIGKILL'), timeoutMs);
+    this._signal('SIGTERM');
+    const t = setTimeout(() => this._signal('SIGKILL'), timeoutMs);
     const info = await this._exitPromise;
     clearTimeout(t);
     return info;
@@ -144,8 +148,13 @@ export class Server {
   /** Hard kill (a crash). */
   async kill() {
     if (this.exited) return this.exitInfo;
-    this.proc.kill('SIGKILL');
+    this._signal('SIGKILL');
     return this._exitPromise;
+  }
+
+  _signal(signal) {
+    this.signals.push({ signal, at: Date.now() });
+    this.proc.kill(signal);
   }
 
   waitExit() {
