@@ -42,6 +42,10 @@ pub struct Config {
     #[arg(long, env = "EVENTFEED_NAMESPACES", default_value = "/", global = true)]
     pub namespaces: String,
 
+    /// Log filter, e.g. `info` or `eventfeed=debug,sqlx=warn`.
+    #[arg(long = "log", env = "RUST_LOG", default_value = "info", global = true)]
+    pub log: String,
+
     /// Log format.
     #[arg(long, env = "EVENTFEED_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,

@@ -11,7 +11,7 @@ use tracing_subscriber::EnvFilter;
 fn main() -> ExitCode {
     let _ = dotenvy::dotenv();
     let cli = Cli::parse();
-    init_tracing(cli.config.log_format);
+    init_tracing(cli.config.log_format, &cli.config.log);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -75,8 +75,11 @@ async fn shutdown_signal() {
     }
 }
 
-fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+fn init_tracing(format: LogFormat, filter: &str) {
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|e| {
+        eprintln!("eventfeed: RUST_LOG {filter:?} is not a log filter ({e}); using info");
+        EnvFilter::new("info")
+    });
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),

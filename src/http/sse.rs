@@ -32,6 +32,9 @@ pub fn router() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 struct StreamQuery {
     after: Option<String>,
+    /// What EventSource polyfills send instead of the header.
+    #[serde(rename = "lastEventId")]
+    last_event_id: Option<String>,
     types: Option<String>,
     access_token: Option<String>,
 }
@@ -46,8 +49,8 @@ async fn stream(
         bearer(&headers).or(q.access_token.as_deref()).ok_or_else(|| Error::Unauthorized("missing token".into()))?;
     let who = state.verifier.verify(token)?;
     let types = TypeFilter::parse_list(q.types.as_deref().unwrap_or(""))?;
-    let last_id = headers.get("last-event-id").map(|v| v.to_str().unwrap_or("?"));
-    let after = last_id.or(q.after.as_deref()).map(str::parse::<Cursor>).transpose()?;
+    let header = headers.get("last-event-id").map(|v| v.to_str().unwrap_or("?"));
+    let after = header.or(q.last_event_id.as_deref()).or(q.after.as_deref()).map(str::parse::<Cursor>).transpose()?;
     let start = resolve_start(&state.store, None, after, state.feed.head()).await?;
 
     let (tx, rx) = mpsc::channel(256);
