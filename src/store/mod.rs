@@ -45,6 +45,15 @@ pub struct Page {
     pub has_more: bool,
 }
 
+impl Page {
+    /// A page from up to `limit + 1` rows: the extra row only says there is more.
+    fn from_rows<R>(rows: &[R], limit: i64, event: impl Fn(&R) -> Result<Event>) -> Result<Page> {
+        let has_more = rows.len() as i64 > limit;
+        let events = rows.iter().take(limit.max(0) as usize).map(event).collect::<Result<_>>()?;
+        Ok(Page { events, has_more })
+    }
+}
+
 /// A read of one tenant's events after a cursor.
 #[derive(Debug, Clone)]
 pub struct FeedQuery<'a> {

@@ -153,7 +153,7 @@ impl PgStore {
             .bind(q.limit + 1)
             .fetch_all(&self.pool)
             .await?;
-        page(rows, q.limit)
+        Page::from_rows(&rows, q.limit, event_from_row)
     }
 
     pub async fn read_all(&self, after: Cursor, limit: i64) -> Result<Vec<Event>> {
@@ -193,7 +193,7 @@ impl PgStore {
             .bind(limit + 1)
             .fetch_all(&self.pool)
             .await?;
-        page(rows, limit)
+        Page::from_rows(&rows, limit, event_from_row)
     }
 
     pub async fn audit(&self, tenant_id: &str, q: &AuditQuery) -> Result<Page> {
@@ -223,7 +223,7 @@ impl PgStore {
             .bind(q.limit + 1)
             .fetch_all(&self.pool)
             .await?;
-        page(rows, q.limit)
+        Page::from_rows(&rows, q.limit, event_from_row)
     }
 
     pub async fn save_cursor(&self, key: ConsumerKey<'_>, cursor: Cursor) -> Result<()> {
@@ -327,12 +327,6 @@ impl PgStore {
 /// The type filter's SQL, with its two array parameters at `$e` and `$p`.
 fn type_match(e: usize, p: usize) -> String {
     TYPE_MATCH.replace("$E", &format!("${e}")).replace("$P", &format!("${p}"))
-}
-
-fn page(rows: Vec<PgRow>, limit: i64) -> Result<Page> {
-    let has_more = rows.len() as i64 > limit;
-    let events = rows.iter().take(limit as usize).map(event_from_row).collect::<Result<_>>()?;
-    Ok(Page { events, has_more })
 }
 
 fn event_from_row(row: &PgRow) -> Result<Event> {

@@ -127,7 +127,7 @@ impl SqliteStore {
             .bind(limit.saturating_add(1))
             .fetch_all(&self.pool)
             .await?;
-        page(rows, limit)
+        Page::from_rows(&rows, limit, event_from_row)
     }
 
     pub async fn read_all(&self, after: Cursor, limit: i64) -> Result<Vec<Event>> {
@@ -163,7 +163,7 @@ impl SqliteStore {
             .bind(limit.saturating_add(1))
             .fetch_all(&self.pool)
             .await?;
-        page(rows, limit)
+        Page::from_rows(&rows, limit, event_from_row)
     }
 
     pub async fn audit(&self, tenant_id: &str, q: &AuditQuery) -> Result<Page> {
@@ -202,7 +202,7 @@ impl SqliteStore {
             .bind(limit.saturating_add(1))
             .fetch_all(&self.pool)
             .await?;
-        page(rows, limit)
+        Page::from_rows(&rows, limit, event_from_row)
     }
 
     pub async fn save_cursor(&self, key: ConsumerKey<'_>, cursor: Cursor) -> Result<()> {
@@ -392,12 +392,6 @@ fn until_position(until: Cursor) -> i64 {
 /// The type filter's SQL, with its two JSON array parameters at `?e` and `?p`.
 fn type_match(e: usize, p: usize) -> String {
     TYPE_MATCH.replace("?E", &format!("?{e}")).replace("?P", &format!("?{p}"))
-}
-
-fn page(rows: Vec<SqliteRow>, limit: i64) -> Result<Page> {
-    let has_more = rows.len() as i64 > limit;
-    let events = rows.iter().take(limit as usize).map(event_from_row).collect::<Result<_>>()?;
-    Ok(Page { events, has_more })
 }
 
 fn cursor_from_row(row: &SqliteRow) -> Result<Cursor> {
