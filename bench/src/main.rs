@@ -1,0 +1,107 @@
+//! eventfeed-bench: each command creates a fresh database, starts the
+//! release server on it, loads it, prints its figures with their
+//! conditions and a PASS/FAIL against the target, and drops the database.
+
+mod append;
+mod fanout;
+mod harness;
+mod http;
+mod idle;
+mod plan;
+mod reads;
+mod replay;
+mod report;
+mod sio;
+mod stats;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::harness::Setup;
+use crate::report::Row;
+
+#[derive(Parser, Debug)]
+#[command(name = "eventfeed-bench", about = "Benchmarks of the eventfeed server against its targets")]
+struct Cli {
+    #[command(flatten)]
+    setup: Setup,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Appends/s over HTTP (64 connections) against a pgbench INSERT baseline; target ≥ 2x.
+    Append(append::Args),
+    /// Cursor-paged reads of a 1,000,000-event tenant, and the query plan.
+    Reads(reads::Args),
+    /// 1,000 sockets, 1,000 events/s: delivery latency (p99 ≤ 50 ms) and loss (none).
+    Fanout(fanout::Args),
+    /// One socket replaying 100,000 events from cursor 0; target ≤ 5 s.
+    Replay(replay::Args),
+    /// Server memory per idle socket with 10,000 connected; target ≤ 60 KB.
+    Idle(idle::Args),
+    /// All of the above with their defaults, then one markdown table.
+    All,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let nofile = harness::raise_nofile();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("eventfeed-bench: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli, nofile)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("eventfeed-bench: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs the command; `Ok(false)` when a target was missed.
+async fn run(cli: Cli, nofile: u64) -> anyhow::Result<bool> {
+    let setup = &cli.setup;
+    let rows = match cli.command {
+        Command::Append(args) => append::run(setup, &args).await?,
+        Command::Reads(args) => reads::run(setup, &args).await?,
+        Command::Fanout(args) => fanout::run(setup, &args).await?,
+        Command::Replay(args) => replay::run(setup, &args).await?,
+        Command::Idle(args) => idle::run(setup, &args, nofile).await?,
+        Command::All => return all(setup, nofile).await,
+    };
+    Ok(report::print(&rows))
+}
+
+async fn all(setup: &Setup, nofile: u64) -> anyhow::Result<bool> {
+    let mut rows: Vec<Row> = Vec::new();
+    for name in ["append", "reads", "fanout", "replay", "idle"] {
+        println!("\n## {name}");
+        let outcome = match name {
+            "append" => append::run(setup, &append::Args::default()).await,
+            "reads" => reads::run(setup, &reads::Args::default()).await,
+            "fanout" => fanout::run(setup, &fanout::Args::default()).await,
+            "replay" => replay::run(setup, &replay::Args::default()).await,
+            _ => idle::run(setup, &idle::Args::default(), nofile).await,
+        };
+        match outcome {
+            Ok(r) => {
+                report::print(&r);
+                rows.extend(r);
+            }
+            Err(e) => {
+                eprintln!("eventfeed-bench {name}: {e:#}");
+                rows.push(Row::new(name, format!("did not run: {e:#}"), "-", "-", Some(false)));
+            }
+        }
+    }
+    println!("\n{}", report::table(&rows));
+    Ok(rows.iter().all(|r| r.pass != Some(false)))
+}
