@@ -79,60 +79,70 @@ END $$;
 -- transaction (one WAL flush, one NOTIFY), each request all-or-nothing on its
 -- own. Input: [{"tenantId", "events": [{"id", "stream", "type", "data",
 -- "expectedVersion", "actorId", "actorName", "audience": [..]|null, "metadata"}]}].
--- Output: one row per request, in input order, with the stored positions or
--- an error code and message: conflict (with current_version), invalid, or retry (a
--- concurrent append of the same id: run the request again on its own).
+-- Output, in input order: a row per stored event of each request that
+-- succeeded, or one row with an error code and message for a request that did
+-- not: conflict (with current_version), invalid, or retry (a concurrent append
+-- of the same id: run the request again on its own).
 CREATE FUNCTION eventfeed.append_batch(requests jsonb)
-RETURNS TABLE (request int, code text, message text, current_version bigint, positions bigint[])
+RETURNS TABLE (request int, code text, message text, current_version bigint, event eventfeed.events)
 LANGUAGE plpgsql AS $$
 DECLARE
     req jsonb;
     ev jsonb;
-    stored eventfeed.events;
+    stored eventfeed.events[];
+    touched record;
 BEGIN
-    -- Lock every stream the batch touches in one order, so that concurrent
-    -- batches cannot deadlock on each other's streams.
-    PERFORM 1 FROM (
+    -- Lock every stream the batch touches, one primary-key lookup each, in
+    -- one order, so that concurrent batches cannot deadlock on each other's
+    -- streams. (A join against the whole batch is planned as a scan of the
+    -- streams table, which grows with every new stream.)
+    FOR touched IN
         SELECT DISTINCT r ->> 'tenantId' AS t, e ->> 'stream' AS s
         FROM jsonb_array_elements(requests) r, jsonb_array_elements(r -> 'events') e
-    ) touched
-    JOIN eventfeed.streams st ON st.tenant_id = touched.t AND st.stream = touched.s
-    ORDER BY st.tenant_id, st.stream
-    FOR UPDATE OF st;
+        ORDER BY 1, 2
+    LOOP
+        PERFORM 1 FROM eventfeed.streams st
+        WHERE st.tenant_id = touched.t AND st.stream = touched.s
+        FOR UPDATE;
+    END LOOP;
 
     request := 0;
     FOR req IN SELECT value FROM jsonb_array_elements(requests) LOOP
         code := NULL;
         message := NULL;
         current_version := NULL;
-        positions := '{}';
+        stored := '{}';
         BEGIN
             FOR ev IN SELECT value FROM jsonb_array_elements(req -> 'events') LOOP
-                stored := eventfeed.insert_event(
+                stored := stored || eventfeed.insert_event(
                     req ->> 'tenantId', ev ->> 'stream', ev ->> 'type', ev -> 'data',
                     (ev ->> 'id')::uuid, (ev ->> 'expectedVersion')::bigint,
                     ev ->> 'actorId', ev ->> 'actorName',
                     CASE WHEN jsonb_typeof(ev -> 'audience') = 'array'
                          THEN ARRAY(SELECT jsonb_array_elements_text(ev -> 'audience')) END,
                     nullif(ev -> 'metadata', 'null'::jsonb));
-                positions := positions || stored.position;
             END LOOP;
         EXCEPTION
             WHEN SQLSTATE 'EF409' THEN
                 GET STACKED DIAGNOSTICS message = MESSAGE_TEXT, code = PG_EXCEPTION_DETAIL;
                 current_version := code::bigint;
                 code := 'conflict';
-                positions := NULL;
             WHEN check_violation OR invalid_parameter_value OR invalid_text_representation
                  OR not_null_violation THEN
                 code := 'invalid';
                 message := SQLERRM;
-                positions := NULL;
             WHEN unique_violation THEN
                 code := 'retry';
-                positions := NULL;
         END;
-        RETURN NEXT;
+        IF code IS NULL THEN
+            -- One row per stored event, in order.
+            FOREACH event IN ARRAY stored LOOP
+                RETURN NEXT;
+            END LOOP;
+        ELSE
+            event := NULL;
+            RETURN NEXT;
+        END IF;
         request := request + 1;
     END LOOP;
 END $$;

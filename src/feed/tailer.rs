@@ -21,6 +21,10 @@ const TICK: Duration = Duration::from_secs(1);
 /// The next read while committed events wait behind an open transaction:
 /// that transaction may be in another database and ring no bell here.
 const HELD_BACK: Duration = Duration::from_millis(10);
+/// The least time between two reads. Under load every commit rings the bell;
+/// one read per gap serves all the rings in it, so the tailer's queries do
+/// not grow with the append rate.
+const MIN_GAP: Duration = Duration::from_millis(5);
 
 pub(super) async fn run(store: Store, feed: Feed, head: watch::Sender<Cursor>) {
     let mut cursor = feed.head();
@@ -34,10 +38,12 @@ pub(super) async fn run(store: Store, feed: Feed, head: watch::Sender<Cursor>) {
             feed.inner.running.store(bell.is_some(), Ordering::Relaxed);
         }
         // Catch up after every wake-up, including the first and every reconnect.
+        let read_at = tokio::time::Instant::now();
         cursor = catch_up(&store, &feed, cursor, &head).await;
-        let held = store.horizon_lag().await.unwrap_or(0);
-        metrics::gauge!("eventfeed_horizon_lag_events").set(held as f64);
-        let next_read = if held > 0 { HELD_BACK } else { TICK };
+        let held = store.oldest_held_back().await.ok().flatten();
+        let lag = held.map_or(0.0, |since| (chrono::Utc::now() - since).as_seconds_f64().max(0.0));
+        metrics::gauge!("eventfeed_horizon_lag_seconds").set(lag);
+        let next_read = if held.is_some() { HELD_BACK } else { TICK };
 
         tokio::select! {
             rang = ring(&mut bell) => {
@@ -49,6 +55,7 @@ pub(super) async fn run(store: Store, feed: Feed, head: watch::Sender<Cursor>) {
             }
             _ = tokio::time::sleep(next_read) => {}
         }
+        tokio::time::sleep_until(read_at + MIN_GAP).await;
     }
 }
 

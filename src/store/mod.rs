@@ -191,9 +191,10 @@ impl Store {
         dispatch!(self, s => s.prune(before).await)
     }
 
-    /// Events committed but not yet readable because an older transaction is open.
-    pub async fn horizon_lag(&self) -> Result<i64> {
-        dispatch!(self, s => s.horizon_lag().await)
+    /// When the oldest committed event still held back by an older open
+    /// transaction was appended; `None` when nothing waits.
+    pub async fn oldest_held_back(&self) -> Result<Option<DateTime<Utc>>> {
+        dispatch!(self, s => s.oldest_held_back().await)
     }
 
     pub async fn ping(&self) -> Result<()> {

@@ -4,7 +4,6 @@
 //! transaction still open), so a reader never passes an event that commits
 //! later (DESIGN.md point 2).
 
-use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::{Arc, LazyLock};
 
@@ -94,39 +93,38 @@ impl PgStore {
         let requests: Vec<Value> = batch.iter().map(request_json).collect();
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(
-            "SELECT code, message, current_version, positions FROM eventfeed.append_batch($1) ORDER BY request",
+            "SELECT b.request, b.code, b.message, b.current_version, (b.event).* \
+             FROM eventfeed.append_batch($1) WITH ORDINALITY AS b ORDER BY b.ordinality",
         )
         .bind(Json(requests))
         .fetch_all(&mut *tx)
         .await?;
-        let all: Vec<i64> = rows.iter().filter_map(|r| r.get::<Option<Vec<i64>>, _>("positions")).flatten().collect();
-        static SQL: LazyLock<String> =
-            LazyLock::new(|| format!("SELECT {COLUMNS} FROM eventfeed.events WHERE position = ANY($1)"));
-        let stored = sqlx::query(SQL.as_str()).bind(&all).fetch_all(&mut *tx).await?;
         tx.commit().await?;
 
-        let by_position: HashMap<i64, Event> =
-            stored.iter().map(|r| Ok((r.try_get("position")?, event_from_row(r)?))).collect::<Result<_>>()?;
-        let outcomes = rows
-            .iter()
-            .map(|row| {
-                let code: Option<String> = row.get("code");
-                match code.as_deref() {
-                    None => {
-                        let positions: Vec<i64> = row.get::<Option<Vec<i64>>, _>("positions").unwrap_or_default();
-                        let events = positions.iter().filter_map(|p| by_position.get(p).cloned()).collect();
-                        Some(Ok(events))
-                    }
-                    Some("conflict") => {
-                        let current: i64 = row.get::<Option<i64>, _>("current_version").unwrap_or(0);
-                        let message = row.get::<Option<String>, _>("message").unwrap_or_default();
-                        Some(Err(Error::Conflict { message, current_version: current }))
-                    }
-                    Some("retry") => None,
-                    Some(_) => Some(Err(Error::Invalid(row.get::<Option<String>, _>("message").unwrap_or_default()))),
+        let mut outcomes: Vec<Option<Result<Vec<Event>>>> = batch.iter().map(|_| Some(Ok(Vec::new()))).collect();
+        for row in &rows {
+            let request: i32 = row.try_get("request")?;
+            let slot = outcomes
+                .get_mut(request as usize)
+                .ok_or_else(|| Error::internal(anyhow::anyhow!("append_batch answered for request {request}")))?;
+            let code: Option<String> = row.try_get("code")?;
+            *slot = match (code.as_deref(), slot.take()) {
+                (None, Some(Ok(mut events))) => {
+                    events.push(event_from_row(row)?);
+                    Some(Ok(events))
                 }
-            })
-            .collect();
+                (Some("conflict"), _) => {
+                    let current_version = row.try_get::<Option<i64>, _>("current_version")?.unwrap_or(0);
+                    let message = row.try_get::<Option<String>, _>("message")?.unwrap_or_default();
+                    Some(Err(Error::Conflict { message, current_version }))
+                }
+                (Some("retry"), _) => None,
+                (Some(_), _) => {
+                    Some(Err(Error::Invalid(row.try_get::<Option<String>, _>("message")?.unwrap_or_default())))
+                }
+                (None, other) => other,
+            };
+        }
         Ok(outcomes)
     }
 
@@ -297,10 +295,16 @@ impl PgStore {
         Ok(deleted as u64)
     }
 
-    pub async fn horizon_lag(&self) -> Result<i64> {
-        static SQL: LazyLock<String> =
-            LazyLock::new(|| format!("SELECT count(*) FROM eventfeed.events WHERE tx_id >= {HORIZON}"));
-        Ok(sqlx::query_scalar(SQL.as_str()).fetch_one(&self.pool).await?)
+    pub async fn oldest_held_back(&self) -> Result<Option<DateTime<Utc>>> {
+        // In index order with LIMIT 1: the horizon is unknown to the planner,
+        // and a count over `tx_id >= horizon` was planned as a table scan.
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "SELECT created_at FROM eventfeed.events WHERE tx_id >= {HORIZON} \
+                 ORDER BY tx_id, position LIMIT 1"
+            )
+        });
+        Ok(sqlx::query_scalar(SQL.as_str()).fetch_optional(&self.pool).await?)
     }
 
     pub async fn ping(&self) -> Result<()> {

@@ -4,7 +4,7 @@
 //! SQLite has one writer at a time, so commit order is position order: every
 //! event's cursor is `(1, position)`, `position` being an AUTOINCREMENT rowid
 //! that is never reused, and every committed row is readable at once
-//! (`horizon_lag` is 0). Timestamps are integer unix milliseconds, UTC, taken
+//! (nothing is ever held back). Timestamps are integer unix milliseconds, UTC, taken
 //! inside the write transaction; `data`, `metadata` and `audience` are JSON text.
 //! The live feed's doorbell is an in-process signal rung after each commit.
 
@@ -278,8 +278,9 @@ impl SqliteStore {
     }
 
     /// Always 0: a committed event is readable at once.
-    pub async fn horizon_lag(&self) -> Result<i64> {
-        Ok(0)
+    /// One writer: every committed event is readable at once.
+    pub async fn oldest_held_back(&self) -> Result<Option<DateTime<Utc>>> {
+        Ok(None)
     }
 
     pub async fn ping(&self) -> Result<()> {
