@@ -123,6 +123,17 @@ test(
 
       // phase 2: ~20,000 events/s (200x the limit) for up to 15 s, until the server cuts the socket
       const flood = await flooder.flood(100, 15_000);
+      // Keep the server under flood for 3 s more, a fresh flooding socket each
+      // time one is cut, so the other tenant is sampled during a flood.
+      const until = Date.now() + 3_000;
+      while (Date.now() < until) {
+        const again = await startFlooder({ url: f.server.url, token: reader(TF, 'u-flood') });
+        try {
+          await again.flood(100, until - Date.now());
+        } finally {
+          again.stop();
+        }
+      }
       const during = samples.filter((s) => s.duringFlood);
       flooding = false;
       await sampler;
