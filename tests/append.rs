@@ -98,3 +98,33 @@ both_stores!(stream_reads_in_version_order_from_a_version, |s: common::TestServe
         body["events"].as_array().unwrap().iter().map(|e| e["version"].as_i64().unwrap()).collect();
     assert_eq!(versions, [3, 4, 5]);
 });
+
+both_stores!(concurrent_appends_to_one_stream_get_versions_without_holes, |s: common::TestServer| async move {
+    let t = token("acme", "u1", &["publisher"]);
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let (s, t) = (s.clone(), t.clone());
+        let body = if i % 4 == 0 {
+            // Two events of one request on the same stream take consecutive versions.
+            json!({ "events": [event("hot", "x:a", json!({ "i": i })), event("hot", "x:b", json!({ "i": i }))] })
+        } else {
+            event("hot", "x:a", json!({ "i": i }))
+        };
+        tasks.push(tokio::spawn(async move { s.append(&t, body).await }));
+    }
+    let mut versions = Vec::new();
+    for task in tasks {
+        let (status, body) = task.await.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let mine: Vec<i64> =
+            body["events"].as_array().unwrap().iter().map(|e| e["version"].as_i64().unwrap()).collect();
+        assert!(mine.windows(2).all(|w| w[1] == w[0] + 1), "a request's events are consecutive: {mine:?}");
+        versions.extend(mine);
+    }
+    versions.sort();
+    assert_eq!(versions, (1..=50).collect::<Vec<i64>>());
+    let (_, stream) = s.get(&t, "/api/streams/hot?limit=1000").await;
+    let stored: Vec<i64> =
+        stream["events"].as_array().unwrap().iter().map(|e| e["version"].as_i64().unwrap()).collect();
+    assert_eq!(stored, (1..=50).collect::<Vec<i64>>());
+});

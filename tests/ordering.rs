@@ -137,3 +137,30 @@ async fn sql_function_conflicts_and_validates() {
     assert_eq!(err.as_database_error().unwrap().constraint(), Some("events_type_check"));
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_with_a_broken_request_gives_each_request_its_outcome() {
+    let s = TestServer::postgres().await;
+    let pool = s.pool().await;
+    // Called directly, past the server's own validation.
+    let requests = serde_json::json!([
+        { "tenantId": "acme", "events": [{ "stream": "s-1", "type": "good:one", "data": {} }] },
+        { "tenantId": "acme", "events": [{ "stream": "s-2", "type": "broken", "data": {} }] },
+        { "tenantId": "acme", "events": [{ "stream": "s-1", "type": "good:two", "data": {} }] },
+    ]);
+    let rows: Vec<(i32, Option<String>, Option<String>, Option<i64>)> =
+        sqlx::query_as("SELECT b.request, b.code, (b.event).type, (b.event).version FROM eventfeed.append_batch($1) b")
+            .bind(requests)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        rows,
+        [
+            (0, None, Some("good:one".into()), Some(1)),
+            (1, Some("invalid".into()), None, None),
+            (2, None, Some("good:two".into()), Some(2)),
+        ]
+    );
+    s.stop().await;
+}
