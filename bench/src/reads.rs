@@ -41,7 +41,14 @@ pub struct Args {
 
 impl Default for Args {
     fn default() -> Self {
-        Args { events: 1_000_000, fill_transactions: 50, readers: 8, limit: 100, duration: 10, other_tenant_events: 100_000 }
+        Args {
+            events: 1_000_000,
+            fill_transactions: 50,
+            readers: 8,
+            limit: 100,
+            duration: 10,
+            other_tenant_events: 100_000,
+        }
     }
 }
 
