@@ -148,7 +148,8 @@ async fn a_batch_with_a_broken_request_gives_each_request_its_outcome() {
         { "tenantId": "acme", "events": [{ "stream": "s-2", "type": "broken", "data": {} }] },
         { "tenantId": "acme", "events": [{ "stream": "s-1", "type": "good:two", "data": {} }] },
     ]);
-    let rows: Vec<(i32, Option<String>, Option<String>, Option<i64>)> =
+    type Outcome = (i32, Option<String>, Option<String>, Option<i64>);
+    let rows: Vec<Outcome> =
         sqlx::query_as("SELECT b.request, b.code, (b.event).type, (b.event).version FROM eventfeed.append_batch($1) b")
             .bind(requests)
             .fetch_all(&pool)
