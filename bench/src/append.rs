@@ -38,19 +38,10 @@ pub struct Args {
     pub streams: u64,
 }
 
-impl Default for Args {
-    fn default() -> Self {
-        Args { duration: 15, rounds: 3, connections: 64, pgbench_clients: 8, warmup: 1, streams: 0 }
-    }
-}
-
 const TARGET_RATIO: f64 = 2.0;
 
 pub async fn run(setup: &Setup, args: &Args) -> anyhow::Result<Vec<Row>> {
-    let env = Env::start(setup).await?;
-    let result = measure(&env, args).await;
-    env.finish().await;
-    result
+    Env::run(setup, async |env| measure(env, args).await).await
 }
 
 async fn measure(env: &Env, args: &Args) -> anyhow::Result<Vec<Row>> {

@@ -39,19 +39,10 @@ pub struct Args {
     pub settle: u64,
 }
 
-impl Default for Args {
-    fn default() -> Self {
-        Args { sockets: 1000, rate: 1000, duration: 20, writers: 32, drain: 15, settle: 60 }
-    }
-}
-
 const TARGET_P99_MICROS: u64 = 50_000;
 
 pub async fn run(setup: &Setup, args: &Args) -> anyhow::Result<Vec<Row>> {
-    let env = Env::start(setup).await?;
-    let result = measure(&env, args).await;
-    env.finish().await;
-    result
+    Env::run(setup, async |env| measure(env, args).await).await
 }
 
 async fn measure(env: &Env, args: &Args) -> anyhow::Result<Vec<Row>> {

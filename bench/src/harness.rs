@@ -47,6 +47,15 @@ pub struct Env {
 }
 
 impl Env {
+    /// Starts a server on a fresh database, measures with `f`, and cleans up
+    /// whatever `f` returned.
+    pub async fn run<T>(setup: &Setup, f: impl AsyncFnOnce(&Env) -> anyhow::Result<T>) -> anyhow::Result<T> {
+        let env = Env::start(setup).await?;
+        let result = f(&env).await;
+        env.finish().await;
+        result
+    }
+
     /// Creates the database, starts the server on it (which migrates it),
     /// and opens a small pool for the benchmark's own SQL.
     pub async fn start(setup: &Setup) -> anyhow::Result<Env> {

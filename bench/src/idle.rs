@@ -33,12 +33,6 @@ pub struct Args {
     pub rounds: u32,
 }
 
-impl Default for Args {
-    fn default() -> Self {
-        Args { sockets: 10_000, tenants: 100, concurrency: 100, settle: 2, rounds: 1 }
-    }
-}
-
 const TARGET_KB: f64 = 60.0;
 
 pub async fn run(setup: &Setup, args: &Args, nofile: u64) -> anyhow::Result<Vec<Row>> {
@@ -47,10 +41,7 @@ pub async fn run(setup: &Setup, args: &Args, nofile: u64) -> anyhow::Result<Vec<
         "{} sockets need more open files than the limit of {nofile}: run `ulimit -n 65536` first",
         args.sockets
     );
-    let env = Env::start(setup).await?;
-    let result = measure(&env, args).await;
-    env.finish().await;
-    result
+    Env::run(setup, async |env| measure(env, args).await).await
 }
 
 async fn measure(env: &Env, args: &Args) -> anyhow::Result<Vec<Row>> {

@@ -85,11 +85,11 @@ async fn all(setup: &Setup, nofile: u64) -> anyhow::Result<bool> {
     for name in ["append", "reads", "fanout", "replay", "idle"] {
         println!("\n## {name}");
         let outcome = match name {
-            "append" => append::run(setup, &append::Args::default()).await,
-            "reads" => reads::run(setup, &reads::Args::default()).await,
-            "fanout" => fanout::run(setup, &fanout::Args::default()).await,
-            "replay" => replay::run(setup, &replay::Args::default()).await,
-            _ => idle::run(setup, &idle::Args::default(), nofile).await,
+            "append" => append::run(setup, &defaults::<append::Args>()).await,
+            "reads" => reads::run(setup, &defaults::<reads::Args>()).await,
+            "fanout" => fanout::run(setup, &defaults::<fanout::Args>()).await,
+            "replay" => replay::run(setup, &defaults::<replay::Args>()).await,
+            _ => idle::run(setup, &defaults::<idle::Args>(), nofile).await,
         };
         match outcome {
             Ok(r) => {
@@ -104,4 +104,23 @@ async fn all(setup: &Setup, nofile: u64) -> anyhow::Result<bool> {
     }
     println!("\n{}", report::table(&rows));
     Ok(rows.iter().all(|r| r.pass != Some(false)))
+}
+
+/// A benchmark's arguments with every flag at its default, as `all` runs it.
+fn defaults<T: clap::Args + clap::FromArgMatches>() -> T {
+    let command = T::augment_args(clap::Command::new("defaults"));
+    T::from_arg_matches(&command.get_matches_from(["defaults"])).expect("every flag has a default")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_flags_defaults() {
+        let reads = defaults::<reads::Args>();
+        assert_eq!((reads.events, reads.other_tenant_events, reads.limit), (1_000_000, 100_000, 100));
+        let fanout = defaults::<fanout::Args>();
+        assert_eq!((fanout.sockets, fanout.rate), (1000, 1000));
+    }
 }

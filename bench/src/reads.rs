@@ -39,28 +39,12 @@ pub struct Args {
     pub other_tenant_events: u64,
 }
 
-impl Default for Args {
-    fn default() -> Self {
-        Args {
-            events: 1_000_000,
-            fill_transactions: 50,
-            readers: 8,
-            limit: 100,
-            duration: 10,
-            other_tenant_events: 100_000,
-        }
-    }
-}
-
 /// The cursor indexes: per tenant, and across tenants. With one tenant
 /// holding most of the table the planner rightly walks the second one.
 const CURSOR_INDEXES: [&str; 2] = ["events_tenant_cursor_idx", "events_cursor_idx"];
 
 pub async fn run(setup: &Setup, args: &Args) -> anyhow::Result<Vec<Row>> {
-    let env = Env::start(setup).await?;
-    let result = measure(&env, args).await;
-    env.finish().await;
-    result
+    Env::run(setup, async |env| measure(env, args).await).await
 }
 
 async fn measure(env: &Env, args: &Args) -> anyhow::Result<Vec<Row>> {

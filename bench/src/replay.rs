@@ -25,19 +25,10 @@ pub struct Args {
     pub analyze: bool,
 }
 
-impl Default for Args {
-    fn default() -> Self {
-        Args { events: 100_000, batch: 10_000, analyze: false }
-    }
-}
-
 const TARGET: Duration = Duration::from_secs(5);
 
 pub async fn run(setup: &Setup, args: &Args) -> anyhow::Result<Vec<Row>> {
-    let env = Env::start(setup).await?;
-    let result = measure(&env, args).await;
-    env.finish().await;
-    result
+    Env::run(setup, async |env| measure(env, args).await).await
 }
 
 async fn measure(env: &Env, args: &Args) -> anyhow::Result<Vec<Row>> {
