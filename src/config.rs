@@ -113,7 +113,7 @@ impl std::str::FromStr for Secret {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Namespace {
     pub path: String,
-    pub default_types: Vec<String>,
+    pub default_types: crate::event::TypeFilter,
 }
 
 impl Config {
@@ -125,10 +125,9 @@ impl Config {
             if !path.starts_with('/') {
                 return Err(format!("namespace {path:?} must start with '/'"));
             }
-            let default_types: Vec<String> =
-                types.split('|').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
-            crate::event::TypeFilter::parse(default_types.iter().map(String::as_str))
-                .map_err(|e| format!("namespace {path}: {e}"))?;
+            let default_types =
+                crate::event::TypeFilter::parse(types.split('|').map(str::trim).filter(|s| !s.is_empty()))
+                    .map_err(|e| format!("namespace {path}: {e}"))?;
             if out.iter().any(|n| n.path == path) {
                 return Err(format!("namespace {path} is listed twice"));
             }

@@ -80,10 +80,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     if let Some(keep) = config.retention {
         tokio::spawn(prune_forever(store.clone(), keep));
     }
-    let filters = namespaces
-        .iter()
-        .map(|ns| Ok((ns.path.clone(), TypeFilter::parse(ns.default_types.iter().map(String::as_str))?)))
-        .collect::<Result<HashMap<_, _>, event::Invalid>>()?;
+    let filters: HashMap<_, _> = namespaces.iter().map(|ns| (ns.path.clone(), ns.default_types.clone())).collect();
     let state = AppState {
         store: store.clone(),
         appender,

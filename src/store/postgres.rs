@@ -64,10 +64,6 @@ impl PgStore {
         Ok(PgStore { pool, adapter, options: Arc::new(options) })
     }
 
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
     pub fn adapter_pool(&self) -> PgPool {
         self.adapter.clone()
     }
