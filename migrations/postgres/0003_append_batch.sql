@@ -1,0 +1,1 @@
+../../sql/append_batch.sql
