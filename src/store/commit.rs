@@ -3,16 +3,22 @@
 //! request keeps its own outcome.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
+use tokio::time::{Instant, sleep_until};
 
 use super::{AppendRequest, Store};
 use crate::error::{Error, Result};
 use crate::event::Event;
 
-/// Most requests in one transaction. Each runs in its own subtransaction, and
-/// PostgreSQL tracks up to 64 of those cheaply.
+/// Most requests in one transaction. A batch that falls back to one
+/// subtransaction per request stays under the 64 that PostgreSQL tracks cheaply.
 const MAX_BATCH: usize = 48;
+/// How long a batch waits to fill while another one is committing. Past it,
+/// the batch commits beside the other (which may be stuck behind a lock that
+/// an application transaction holds on one of its streams).
+const LINGER: Duration = Duration::from_millis(2);
 
 struct Job {
     request: AppendRequest,
@@ -26,13 +32,10 @@ pub struct Appender {
 }
 
 impl Appender {
-    /// Starts `workers` committers; each takes whatever is queued when it is free.
-    pub fn start(store: Store, workers: usize) -> Self {
-        let (jobs, rx) = mpsc::channel(MAX_BATCH * workers * 4);
-        let rx = Arc::new(Mutex::new(rx));
-        for _ in 0..workers {
-            tokio::spawn(commit_loop(store.clone(), rx.clone()));
-        }
+    /// Starts the dispatcher, which keeps up to `concurrency` batches committing.
+    pub fn start(store: Store, concurrency: usize) -> Self {
+        let (jobs, rx) = mpsc::channel(MAX_BATCH * concurrency * 4);
+        tokio::spawn(dispatch(store, rx, concurrency));
         Appender { jobs }
     }
 
@@ -44,16 +47,34 @@ impl Appender {
     }
 }
 
-async fn commit_loop(store: Store, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
+/// Takes whatever is queued as one batch. With nothing committing, the batch
+/// goes at once; while another commits, it first fills up for up to `LINGER`
+/// or until that one is done. Under load this keeps batches large (the cost of
+/// a commit is mostly per batch) without making a lone request wait.
+async fn dispatch(store: Store, mut rx: mpsc::Receiver<Job>, concurrency: usize) {
+    let slots = Arc::new(Semaphore::new(concurrency));
+    let finished = Arc::new(Notify::new());
     loop {
         let mut batch = Vec::with_capacity(MAX_BATCH);
-        {
-            let mut rx = rx.lock().await;
-            if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
-                return;
+        if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            return;
+        }
+        let deadline = Instant::now() + LINGER;
+        while batch.len() < MAX_BATCH && slots.available_permits() < concurrency {
+            let room = MAX_BATCH - batch.len();
+            tokio::select! {
+                n = rx.recv_many(&mut batch, room) => if n == 0 { break },
+                _ = finished.notified() => {}
+                _ = sleep_until(deadline) => break,
             }
         }
-        commit(&store, batch).await;
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        let (store, finished) = (store.clone(), finished.clone());
+        tokio::spawn(async move {
+            commit(&store, batch).await;
+            drop(slot);
+            finished.notify_one();
+        });
     }
 }
 
