@@ -168,15 +168,17 @@ fn deliver_one(members: &mut HashMap<u64, Member>, event: &Event, before: Cursor
         }
     };
     let mut dropped = Vec::new();
+    let mut sent = 0;
     for (id, member) in members.iter() {
         if !member.sink.wants(event) {
             continue;
         }
         match member.sink.send(event, &payload) {
-            Ok(()) => metrics::counter!("eventfeed_live_emits_total").increment(1),
+            Ok(()) => sent += 1,
             Err(reason) => dropped.push((*id, reason)),
         }
     }
+    metrics::counter!("eventfeed_live_emits_total").increment(sent);
     for (id, reason) in dropped {
         let Some(member) = members.remove(&id) else { continue };
         metrics::gauge!("eventfeed_live_sinks").decrement(1.0);
