@@ -22,7 +22,7 @@ RUN mkdir -p src bench/src \
     && rm -rf src bench/src
 
 # The real sources. The migrations and sql/ are embedded at compile time
-# (migrations/postgres/0002 is a link to sql/append_event.sql).
+# (migrations/postgres/0002 and 0003 are links to files in sql/).
 COPY build.rs ./
 COPY migrations migrations
 COPY sql sql

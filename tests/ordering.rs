@@ -139,6 +139,33 @@ async fn sql_function_conflicts_and_validates() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_function_enforces_the_size_limits() {
+    let s = TestServer::postgres().await;
+    let pool = s.pool().await;
+    let mut conn = pool.acquire().await.unwrap();
+    let append = |data: Value, metadata: Option<Value>| {
+        sqlx::query("SELECT cursor FROM eventfeed.append_event(tenant_id => 'acme', stream => 'big', type => 'file:stored', data => $1, metadata => $2)")
+            .bind(data)
+            .bind(metadata)
+    };
+    let big = json!({ "blob": "x".repeat(300 * 1024) });
+    let err = append(big.clone(), None).execute(&mut *conn).await.unwrap_err();
+    let db = err.as_database_error().unwrap();
+    assert_eq!(db.code().as_deref(), Some("EF413"));
+    assert!(db.message().contains("eventfeed.max_event_bytes"), "{}", db.message());
+    let err = append(json!({}), Some(json!({ "note": "x".repeat(17 * 1024) }))).execute(&mut *conn).await.unwrap_err();
+    assert_eq!(err.as_database_error().unwrap().code().as_deref(), Some("EF413"));
+
+    // The limit is a setting: raised, the same event goes in, and nothing
+    // refused before was stored.
+    sqlx::query("SET eventfeed.max_event_bytes = '1048576'").execute(&mut *conn).await.unwrap();
+    append(big, None).execute(&mut *conn).await.unwrap();
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM eventfeed.events").fetch_one(&mut *conn).await.unwrap();
+    assert_eq!(stored, 1);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_with_a_broken_request_gives_each_request_its_outcome() {
     let s = TestServer::postgres().await;
     let pool = s.pool().await;

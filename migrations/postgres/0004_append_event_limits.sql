@@ -1,0 +1,1 @@
+../../sql/append_event_limits.sql
