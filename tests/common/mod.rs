@@ -36,7 +36,9 @@ macro_rules! both_stores {
     };
 }
 
-/// A database of its own, dropped at `stop`.
+/// A database of its own, dropped at `stop`. Its name carries the test
+/// process's pid, so that the databases of a test run that panicked or was
+/// killed are dropped by the next run.
 pub struct TestDb {
     pub name: String,
     pub url: String,
@@ -44,8 +46,9 @@ pub struct TestDb {
 
 impl TestDb {
     pub async fn create() -> TestDb {
-        let name = format!("ef_test_{}", uuid::Uuid::new_v4().simple());
+        let name = format!("ef_test_{}_{}", std::process::id(), uuid::Uuid::new_v4().simple());
         let mut admin = PgConnection::connect(ADMIN_URL).await.expect("PostgreSQL on 127.0.0.1:5432");
+        drop_orphans(&mut admin).await;
         admin.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create database");
         let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
         TestDb { name, url }
@@ -53,8 +56,26 @@ impl TestDb {
 
     pub async fn drop_db(&self) {
         if let Ok(mut admin) = PgConnection::connect(ADMIN_URL).await {
-            let _ =
-                admin.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))).await;
+            drop_database(&mut admin, &self.name).await;
+        }
+    }
+}
+
+async fn drop_database(admin: &mut PgConnection, name: &str) {
+    let _ = admin.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).await;
+}
+
+/// Drops the test databases of processes that are gone.
+async fn drop_orphans(admin: &mut PgConnection) {
+    let names: Vec<String> = sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'ef\\_test\\_%'")
+        .fetch_all(&mut *admin)
+        .await
+        .unwrap_or_default();
+    for name in names {
+        let pid = name.strip_prefix("ef_test_").and_then(|rest| rest.split('_').next());
+        let alive = pid.is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
+        if !alive {
+            drop_database(admin, &name).await;
         }
     }
 }
