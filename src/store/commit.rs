@@ -80,6 +80,7 @@ async fn dispatch(store: Store, mut rx: mpsc::Receiver<Job>, concurrency: usize)
 
 async fn commit(store: &Store, batch: Vec<Job>) {
     let (requests, senders): (Vec<_>, Vec<_>) = batch.into_iter().map(|j| (j.request, j.done)).unzip();
+    let started = std::time::Instant::now();
     let outcomes =
         match store.append_batch(&requests).await {
             Ok(outcomes) => outcomes,
@@ -98,6 +99,7 @@ async fn commit(store: &Store, batch: Vec<Job>) {
             }
             Err(e) => vec![Err(e)],
         };
+    metrics::histogram!("eventfeed_commit_seconds").record(started.elapsed().as_secs_f64());
     metrics::histogram!("eventfeed_commit_batch_size").record(requests.len() as f64);
     for (outcome, done) in outcomes.into_iter().zip(senders) {
         if let Ok(events) = &outcome {
