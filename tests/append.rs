@@ -128,3 +128,24 @@ both_stores!(concurrent_appends_to_one_stream_get_versions_without_holes, |s: co
         stream["events"].as_array().unwrap().iter().map(|e| e["version"].as_i64().unwrap()).collect();
     assert_eq!(stored, (1..=50).collect::<Vec<i64>>());
 });
+
+both_stores!(concurrent_retries_of_one_id_store_it_once, |s: common::TestServer| async move {
+    // The same append sent many times at once, as a client with a flaky
+    // network might: the copies land in one batch and in racing batches alike.
+    let t = token("acme", "u1", &["publisher"]);
+    let body = json!({ "id": uuid::Uuid::new_v4(), "stream": "fresh", "type": "invoice:paid", "data": { "n": 1 } });
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let (s, t, body) = (s.clone(), t.clone(), body.clone());
+        tasks.push(tokio::spawn(async move { s.append(&t, body).await }));
+    }
+    let mut stored = Vec::new();
+    for task in tasks {
+        let (status, body) = task.await.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        stored.push(body["events"][0].clone());
+    }
+    assert!(stored.windows(2).all(|w| w[0] == w[1]), "every copy returns the one stored event: {stored:?}");
+    assert_eq!(stored[0]["version"], 1);
+    assert_eq!(s.read_all(&t, "0", 100).await.len(), 1, "stored once");
+});
