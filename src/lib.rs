@@ -38,9 +38,11 @@ use crate::event::TypeFilter;
 use crate::feed::Feed;
 use crate::store::{Appender, Store};
 
-/// Everything a handler needs, cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
+/// Everything a handler needs. Handlers and middleware clone it per request,
+/// so it is one `Arc`, not a struct of many.
+pub type AppState = Arc<App>;
+
+pub struct App {
     pub store: Store,
     pub appender: Appender,
     pub verifier: Arc<Verifier>,
@@ -52,7 +54,7 @@ pub struct AppState {
     namespaces: Arc<HashMap<String, TypeFilter>>,
 }
 
-impl AppState {
+impl App {
     /// The default type filter of a namespace.
     pub fn namespace_filter(&self, path: &str) -> TypeFilter {
         self.namespaces.get(path).cloned().unwrap_or_default()
@@ -81,7 +83,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         tokio::spawn(prune_forever(store.clone(), keep));
     }
     let filters: HashMap<_, _> = namespaces.iter().map(|ns| (ns.path.clone(), ns.default_types.clone())).collect();
-    let state = AppState {
+    let state = Arc::new(App {
         store: store.clone(),
         appender,
         verifier: Arc::new(verifier),
@@ -90,7 +92,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         metrics: metrics::handle(),
         shutdown: CancellationToken::new(),
         namespaces: Arc::new(filters),
-    };
+    });
 
     // A socket message may carry one event at the size limit, plus its envelope.
     let max_message = state.config.max_event_bytes + 64 * 1024;
