@@ -72,11 +72,12 @@ pub struct Server {
 }
 
 /// Opens the store (PostgreSQL when `DATABASE_URL` is set, else the embedded
-/// file), starts the tailer and the committers, and builds the routes.
+/// file), starts the tailer and the appender, and builds the routes.
 pub async fn build(config: Config) -> anyhow::Result<Server> {
     let verifier = Verifier::from_config(&config.jwt)?;
     let namespaces = config.namespaces().map_err(|e| anyhow::anyhow!("EVENTFEED_NAMESPACES: {e}"))?;
     let store = store::open(&config).await?;
+    // Batches committing at once: PostgreSQL runs them side by side; SQLite has one writer.
     let appender = Appender::start(store.clone(), if matches!(store, Store::Postgres(_)) { 4 } else { 1 });
     let feed = Feed::start(store.clone()).await.map_err(|e| anyhow::anyhow!("cannot read the store: {e}"))?;
     if let Some(keep) = config.retention {
