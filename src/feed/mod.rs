@@ -143,43 +143,68 @@ impl Feed {
     }
 
     /// Delivers a page of events in cursor order, advancing the live cursor.
+    /// Each sink gets all of its events of the page back to back, so its
+    /// socket wakes and writes once for the lot, not once per event.
     fn deliver(&self, events: &[Event]) {
+        let Some(last) = events.last() else { return };
         let mut live = self.inner.live.lock().unwrap_or_else(|e| e.into_inner());
-        for event in events {
-            let before = live.cursor;
-            if let Some(members) = live.members.get_mut(&event.tenant_id) {
-                deliver_one(members, event, before);
+        let start = live.cursor;
+        // The page's events per tenant, in order, each with the cursor before it.
+        let mut by_tenant: HashMap<&str, Vec<Outgoing>> = HashMap::new();
+        for (i, event) in events.iter().enumerate() {
+            if !live.members.contains_key(&event.tenant_id) {
+                continue;
+            }
+            let payload = match serde_json::value::to_raw_value(event) {
+                Ok(payload) => payload,
+                Err(e) => {
+                    tracing::error!(error = %e, cursor = %event.cursor, "cannot serialize an event for live delivery");
+                    continue;
+                }
+            };
+            let before = if i == 0 { start } else { events[i - 1].cursor };
+            by_tenant.entry(&event.tenant_id).or_default().push(Outgoing { event, payload, before });
+        }
+        for (tenant, outgoing) in by_tenant {
+            if let Some(members) = live.members.get_mut(tenant) {
+                deliver_tenant(members, &outgoing);
                 if members.is_empty() {
-                    live.members.remove(&event.tenant_id);
+                    live.members.remove(tenant);
                 }
             }
-            live.cursor = event.cursor;
         }
+        live.cursor = last.cursor;
     }
 }
 
-/// Sends one event to a tenant's live sinks; drops those that cannot take it.
-fn deliver_one(members: &mut HashMap<u64, Member>, event: &Event, before: Cursor) {
-    let payload = match serde_json::value::to_raw_value(event) {
-        Ok(payload) => payload,
-        Err(e) => {
-            tracing::error!(error = %e, cursor = %event.cursor, "cannot serialize an event for live delivery");
-            return;
-        }
-    };
+/// One event on its way to the live sinks, serialized once for all of them.
+struct Outgoing<'a> {
+    event: &'a Event,
+    payload: Box<RawValue>,
+    /// The cursor up to which a sink has everything once it has the events before this one.
+    before: Cursor,
+}
+
+/// Sends a tenant's events to its live sinks; drops those that cannot take them.
+fn deliver_tenant(members: &mut HashMap<u64, Member>, outgoing: &[Outgoing]) {
     let mut dropped = Vec::new();
     let mut sent = 0;
     for (id, member) in members.iter() {
-        if !member.sink.wants(event) {
-            continue;
-        }
-        match member.sink.send(event, &payload) {
-            Ok(()) => sent += 1,
-            Err(reason) => dropped.push((*id, reason)),
+        for out in outgoing {
+            if !member.sink.wants(out.event) {
+                continue;
+            }
+            match member.sink.send(out.event, &out.payload) {
+                Ok(()) => sent += 1,
+                Err(reason) => {
+                    dropped.push((*id, reason, out.before));
+                    break;
+                }
+            }
         }
     }
     metrics::counter!("eventfeed_live_emits_total").increment(sent);
-    for (id, reason) in dropped {
+    for (id, reason, before) in dropped {
         let Some(member) = members.remove(&id) else { continue };
         metrics::gauge!("eventfeed_live_sinks").decrement(1.0);
         if reason == SinkError::Full {
@@ -233,4 +258,92 @@ pub fn consumer_name(name: &str) -> Result<&str, crate::error::Error> {
         return Err(crate::error::Error::Invalid("consumer must be 1-200 characters".into()));
     }
     Ok(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::store::sqlite::SqliteStore;
+
+    /// A sink that records what it is sent and is full after `room` events.
+    struct Recorder {
+        got: Mutex<Vec<Cursor>>,
+        room: usize,
+    }
+
+    impl Recorder {
+        fn new(room: usize) -> Arc<Recorder> {
+            Arc::new(Recorder { got: Mutex::new(Vec::new()), room })
+        }
+        fn got(&self) -> Vec<Cursor> {
+            self.got.lock().unwrap().clone()
+        }
+    }
+
+    impl Sink for Recorder {
+        fn wants(&self, _: &Event) -> bool {
+            true
+        }
+        fn send(&self, event: &Event, _: &RawValue) -> Result<(), SinkError> {
+            let mut got = self.got.lock().unwrap();
+            if got.len() == self.room {
+                return Err(SinkError::Full);
+            }
+            got.push(event.cursor);
+            Ok(())
+        }
+    }
+
+    fn event(tenant: &str, position: i64) -> Event {
+        Event {
+            id: uuid::Uuid::new_v4(),
+            cursor: Cursor::new(1, position),
+            tenant_id: tenant.into(),
+            stream: "s".into(),
+            version: position,
+            event_type: "test:happened".into(),
+            data: serde_json::json!({}),
+            actor: None,
+            audience: None,
+            metadata: None,
+            timestamp: chrono::Utc::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn each_sink_gets_its_tenants_events_in_order_and_a_full_one_resumes_where_it_stopped() {
+        let path = std::env::temp_dir().join(format!("eventfeed-feed-test-{}.db", uuid::Uuid::new_v4()));
+        let store = Store::Sqlite(SqliteStore::open(&path).await.unwrap());
+        let feed = Feed::start(store.clone()).await.unwrap();
+        let start = feed.inner.live.lock().unwrap().cursor;
+        let (a, slow, other) = (Recorder::new(usize::MAX), Recorder::new(2), Recorder::new(usize::MAX));
+        let _a = feed.join(start, "t1", a.clone()).ok().unwrap();
+        let mut slow_membership = feed.join(start, "t1", slow.clone()).ok().unwrap();
+        let _other = feed.join(start, "t2", other.clone()).ok().unwrap();
+
+        // Tenants interleave in one read; the slow sink fills up at t1's third event.
+        let page = [event("t1", 1), event("t2", 2), event("t1", 3), event("t2", 4), event("t1", 5)];
+        feed.deliver(&page);
+
+        let at = |positions: &[i64]| positions.iter().map(|p| Cursor::new(1, *p)).collect::<Vec<_>>();
+        assert_eq!(a.got(), at(&[1, 3, 5]));
+        assert_eq!(other.got(), at(&[2, 4]));
+        assert_eq!(slow.got(), at(&[1, 3]));
+        // It has everything up to the event before the one it missed: the
+        // catch-up from the store starts there, with no gap and no duplicate.
+        assert_eq!(slow_membership.lagged.try_recv().unwrap(), Cursor::new(1, 4));
+        assert_eq!(feed.inner.live.lock().unwrap().cursor, Cursor::new(1, 5));
+
+        // The others stay live; the slow one has left.
+        feed.deliver(&[event("t1", 6)]);
+        assert_eq!(a.got(), at(&[1, 3, 5, 6]));
+        assert_eq!(slow.got(), at(&[1, 3]));
+        feed.stop();
+        store.close().await;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
 }

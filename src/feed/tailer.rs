@@ -23,8 +23,10 @@ const TICK: Duration = Duration::from_secs(1);
 const HELD_BACK: Duration = Duration::from_millis(10);
 /// The least time between two reads. Under load every commit rings the bell;
 /// one read per gap serves all the rings in it, so the tailer's queries do
-/// not grow with the append rate.
-const MIN_GAP: Duration = Duration::from_millis(5);
+/// not grow with the append rate, and each socket gets the gap's events in
+/// one write. A lone event after a quiet gap is read at once. (1,000 sockets
+/// at 1,000 events/s: p99 112-128 ms with 10 ms, 195 ms with 5 ms.)
+const MIN_GAP: Duration = Duration::from_millis(10);
 
 pub(super) async fn run(store: Store, feed: Feed, head: watch::Sender<Cursor>) {
     let mut cursor = feed.head();
