@@ -313,6 +313,9 @@ impl PgStore {
             .max_connections(1)
             .connect_lazy_with((*self.options).clone().application_name(LISTENER_APP_NAME));
         let mut listener = PgListener::connect_with(&pool).await?;
+        // The tailer reconnects itself (and then reads from its cursor): a lost
+        // connection must not also be replaced behind its back, only to be dropped.
+        listener.eager_reconnect(false);
         listener.listen(CHANNEL).await?;
         Ok(Doorbell::Postgres(listener))
     }
