@@ -1,5 +1,5 @@
--- The server's group commit, second version: replaces append_batch of
--- append_event.sql (installed by migration 0003, a link to this file).
+-- The server's group commit, second version (installed by migration 0003, a
+-- link to this file).
 --
 -- Many independent append requests in one transaction (one WAL flush, one
 -- NOTIFY), each request all-or-nothing on its own. Input: [{"tenantId",
@@ -14,13 +14,38 @@
 -- already stored. A clean batch is written with one INSERT for all its events
 -- and one for its streams; per-statement costs (executor start-up, the CHECK
 -- constraints, a subtransaction) are then paid once per batch, not per event.
--- Any other batch, or one that fails on the way, takes the slow path: each
--- request in a subtransaction of its own, one insert_event per event.
---
+-- Any other batch, or one that fails on the way, takes the slow path: the
+-- first version of append_batch (append_event.sql), kept under the name
+-- append_batch_per_request, which runs each request in a subtransaction of
+-- its own, one insert_event per event.
+ALTER FUNCTION eventfeed.append_batch(jsonb) RENAME TO append_batch_per_request;
+
+-- A batch's events in input order, each with the version it gets if every
+-- request before it succeeds: the stream's version (from `versions`, in the
+-- order of `tenants` and `streams`) plus its place among the batch's events
+-- on that stream.
+CREATE FUNCTION eventfeed.plan_batch(requests jsonb, tenants text[], streams text[], versions bigint[])
+RETURNS TABLE (request int, seq bigint, tenant_id text, stream text, body jsonb, id uuid, expected bigint,
+               version bigint)
+LANGUAGE sql STABLE AS $$
+    WITH ev AS (
+        SELECT (r.ordinality - 1)::int AS request,
+               row_number() OVER (ORDER BY r.ordinality, e.ordinality) AS seq,
+               r.value ->> 'tenantId' AS tenant_id, e.value ->> 'stream' AS stream, e.value AS body
+        FROM jsonb_array_elements(requests) WITH ORDINALITY r,
+             jsonb_array_elements(r.value -> 'events') WITH ORDINALITY e
+    )
+    SELECT ev.request, ev.seq, ev.tenant_id, ev.stream, ev.body, (ev.body ->> 'id')::uuid,
+           (ev.body ->> 'expectedVersion')::bigint,
+           cur.version + row_number() OVER (PARTITION BY ev.tenant_id, ev.stream ORDER BY ev.seq)
+    FROM ev JOIN unnest(tenants, streams, versions) AS cur (tenant_id, stream, version)
+         ON cur.tenant_id = ev.tenant_id AND cur.stream = ev.stream
+$$;
+
 -- jit is off: the planner takes each jsonb_array_elements for 100 rows, so a
 -- query over a batch is costed near jit_above_cost and a JIT compile (tens of
 -- milliseconds) would cost far more than the batch itself.
-CREATE OR REPLACE FUNCTION eventfeed.append_batch(requests jsonb)
+CREATE FUNCTION eventfeed.append_batch(requests jsonb)
 RETURNS TABLE (request int, code text, message text, current_version bigint, event eventfeed.events)
 LANGUAGE plpgsql SET jit = off AS $$
 DECLARE
@@ -32,9 +57,6 @@ DECLARE
     clean boolean := false;
     requests_of int[];
     written eventfeed.events[];
-    req jsonb;
-    ev jsonb;
-    stored eventfeed.events[];
 BEGIN
     -- Lock every stream the batch touches, one primary-key lookup each, in
     -- one order, so that concurrent batches cannot deadlock on each other's
@@ -56,40 +78,18 @@ BEGIN
     -- The fast path, all in one subtransaction: any failure falls through to
     -- the slow path, which gives each request its own outcome.
     BEGIN
-        WITH ev AS (
-            SELECT (r.ordinality - 1)::int AS request, r.value ->> 'tenantId' AS tenant_id,
-                   e.value ->> 'stream' AS stream, (e.value ->> 'id')::uuid AS id,
-                   (e.value ->> 'expectedVersion')::bigint AS expected,
-                   row_number() OVER (ORDER BY r.ordinality, e.ordinality) AS seq
-            FROM jsonb_array_elements(requests) WITH ORDINALITY r,
-                 jsonb_array_elements(r.value -> 'events') WITH ORDINALITY e
-        ), planned AS (
-            SELECT ev.*, cur.version
-                       + row_number() OVER (PARTITION BY ev.tenant_id, ev.stream ORDER BY ev.seq) AS version
-            FROM ev JOIN unnest(tenants, streams, versions) AS cur (tenant_id, stream, version)
-                 ON cur.tenant_id = ev.tenant_id AND cur.stream = ev.stream
-        )
         SELECT bool_and(p.expected IS NULL OR p.expected = p.version - 1)
                AND count(p.id) = count(DISTINCT (p.tenant_id, p.id)) FILTER (WHERE p.id IS NOT NULL)
                AND NOT bool_or(p.id IS NOT NULL AND EXISTS (
                    SELECT 1 FROM eventfeed.events x WHERE x.tenant_id = p.tenant_id AND x.id = p.id))
         INTO clean
-        FROM planned p;
+        FROM eventfeed.plan_batch(requests, tenants, streams, versions) p;
 
         IF clean THEN
-            WITH ev AS (
-                SELECT (r.ordinality - 1)::int AS request, r.value ->> 'tenantId' AS tenant_id,
-                       e.value ->> 'stream' AS stream, e.value AS body,
-                       row_number() OVER (ORDER BY r.ordinality, e.ordinality) AS seq
-                FROM jsonb_array_elements(requests) WITH ORDINALITY r,
-                     jsonb_array_elements(r.value -> 'events') WITH ORDINALITY e
-            ), planned AS MATERIALIZED (
-                SELECT ev.request, ev.seq, ev.tenant_id, ev.stream, ev.body,
-                       coalesce((ev.body ->> 'id')::uuid, gen_random_uuid()) AS id,
-                       cur.version
-                           + row_number() OVER (PARTITION BY ev.tenant_id, ev.stream ORDER BY ev.seq) AS version
-                FROM ev JOIN unnest(tenants, streams, versions) AS cur (tenant_id, stream, version)
-                     ON cur.tenant_id = ev.tenant_id AND cur.stream = ev.stream
+            WITH planned AS MATERIALIZED (
+                SELECT p.request, p.seq, p.tenant_id, p.stream, p.body, p.version,
+                       coalesce(p.id, gen_random_uuid()) AS id
+                FROM eventfeed.plan_batch(requests, tenants, streams, versions) p
             ), inserted AS (
                 INSERT INTO eventfeed.events
                     (id, tenant_id, stream, version, type, data, actor_id, actor_name, audience, metadata)
@@ -117,53 +117,15 @@ BEGIN
             clean := false;
     END;
 
-    IF clean THEN
-        FOR i IN 1 .. coalesce(cardinality(written), 0) LOOP
-            request := requests_of[i];
-            event := written[i];
-            RETURN NEXT;
-        END LOOP;
+    IF clean IS NOT TRUE THEN
+        -- The slow path. It locks the same streams again, which this
+        -- transaction already holds.
+        RETURN QUERY SELECT * FROM eventfeed.append_batch_per_request(requests);
         RETURN;
     END IF;
-
-    -- The slow path.
-    request := 0;
-    FOR req IN SELECT value FROM jsonb_array_elements(requests) LOOP
-        code := NULL;
-        message := NULL;
-        current_version := NULL;
-        stored := '{}';
-        BEGIN
-            FOR ev IN SELECT value FROM jsonb_array_elements(req -> 'events') LOOP
-                stored := stored || eventfeed.insert_event(
-                    req ->> 'tenantId', ev ->> 'stream', ev ->> 'type', ev -> 'data',
-                    (ev ->> 'id')::uuid, (ev ->> 'expectedVersion')::bigint,
-                    ev ->> 'actorId', ev ->> 'actorName',
-                    CASE WHEN jsonb_typeof(ev -> 'audience') = 'array'
-                         THEN ARRAY(SELECT jsonb_array_elements_text(ev -> 'audience')) END,
-                    nullif(ev -> 'metadata', 'null'::jsonb));
-            END LOOP;
-        EXCEPTION
-            WHEN SQLSTATE 'EF409' THEN
-                GET STACKED DIAGNOSTICS message = MESSAGE_TEXT, code = PG_EXCEPTION_DETAIL;
-                current_version := code::bigint;
-                code := 'conflict';
-            WHEN check_violation OR invalid_parameter_value OR invalid_text_representation
-                 OR not_null_violation THEN
-                code := 'invalid';
-                message := SQLERRM;
-            WHEN unique_violation THEN
-                code := 'retry';
-        END;
-        IF code IS NULL THEN
-            -- One row per stored event, in order.
-            FOREACH event IN ARRAY stored LOOP
-                RETURN NEXT;
-            END LOOP;
-        ELSE
-            event := NULL;
-            RETURN NEXT;
-        END IF;
-        request := request + 1;
+    FOR i IN 1 .. coalesce(cardinality(written), 0) LOOP
+        request := requests_of[i];
+        event := written[i];
+        RETURN NEXT;
     END LOOP;
 END $$;
