@@ -225,7 +225,7 @@ async fn clean_batches_take_the_set_path_and_others_the_per_request_path_with_th
     let s = TestServer::postgres().await;
     let pool = s.pool().await;
     let ev = |stream: &str, extra: Value| {
-        let mut e = serde_json::json!({ "stream": stream, "type": "order:placed", "data": {} });
+        let mut e = json!({ "stream": stream, "type": "order:placed", "data": {} });
         e.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
         e
     };
@@ -235,7 +235,7 @@ async fn clean_batches_take_the_set_path_and_others_the_per_request_path_with_th
     // version that matches, a new id. One INSERT, no insert_event.
     let (rows, slow) = append_batch(
         &pool,
-        serde_json::json!([
+        json!([
             { "tenantId": "acme", "events": [ev("s-1", json!({})), ev("s-1", json!({}))] },
             { "tenantId": "acme", "events": [ev("s-2", json!({ "id": id }))] },
             { "tenantId": "acme", "events": [ev("s-1", json!({ "expectedVersion": 2 }))] },
@@ -256,7 +256,7 @@ async fn clean_batches_take_the_set_path_and_others_the_per_request_path_with_th
     let twice = Uuid::new_v4().to_string();
     let (rows, slow) = append_batch(
         &pool,
-        serde_json::json!([
+        json!([
             { "tenantId": "acme", "events": [ev("s-2", json!({ "id": id }))] },
             { "tenantId": "acme", "events": [ev("s-1", json!({ "expectedVersion": 1 }))] },
             { "tenantId": "acme", "events": [ev("s-1", json!({ "id": twice }))] },

@@ -265,7 +265,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::store::sqlite::SqliteStore;
+    use crate::store::sqlite::tests::TempStore;
 
     /// A sink that records what it is sent and is full after `room` events.
     struct Recorder {
@@ -314,9 +314,8 @@ mod tests {
 
     #[tokio::test]
     async fn each_sink_gets_its_tenants_events_in_order_and_a_full_one_resumes_where_it_stopped() {
-        let path = std::env::temp_dir().join(format!("eventfeed-feed-test-{}.db", uuid::Uuid::new_v4()));
-        let store = Store::Sqlite(SqliteStore::open(&path).await.unwrap());
-        let feed = Feed::start(store.clone()).await.unwrap();
+        let temp = TempStore::new().await;
+        let feed = Feed::start(Store::Sqlite(temp.store.clone())).await.unwrap();
         let start = feed.inner.live.lock().unwrap().cursor;
         let (a, slow, other) = (Recorder::new(usize::MAX), Recorder::new(2), Recorder::new(usize::MAX));
         let _a = feed.join(start, "t1", a.clone()).ok().unwrap();
@@ -341,9 +340,5 @@ mod tests {
         assert_eq!(a.got(), at(&[1, 3, 5, 6]));
         assert_eq!(slow.got(), at(&[1, 3]));
         feed.stop();
-        store.close().await;
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-        }
     }
 }

@@ -80,7 +80,7 @@ async fn dispatch(store: Store, mut rx: mpsc::Receiver<Job>, concurrency: usize)
 
 async fn commit(store: &Store, batch: Vec<Job>) {
     let (requests, senders): (Vec<_>, Vec<_>) = batch.into_iter().map(|j| (j.request, j.done)).unzip();
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let outcomes =
         match store.append_batch(&requests).await {
             Ok(outcomes) => outcomes,

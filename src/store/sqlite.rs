@@ -423,4 +423,4 @@ fn event_from_row(row: &SqliteRow) -> Result<Event> {
 
 #[cfg(test)]
 #[path = "sqlite_tests.rs"]
-mod tests;
+pub(crate) mod tests;

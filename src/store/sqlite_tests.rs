@@ -8,13 +8,13 @@ use super::*;
 use crate::event::{EventType, StreamName, TypeFilter};
 
 /// A store on a fresh file, deleted with its WAL files when dropped.
-struct TempStore {
-    store: SqliteStore,
+pub(crate) struct TempStore {
+    pub(crate) store: SqliteStore,
     path: PathBuf,
 }
 
 impl TempStore {
-    async fn new() -> Self {
+    pub(crate) async fn new() -> Self {
         let path = std::env::temp_dir().join(format!("eventfeed-test-{}.db", Uuid::new_v4()));
         let store = SqliteStore::open(&path).await.expect("open the store");
         TempStore { store, path }
