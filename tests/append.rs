@@ -149,3 +149,13 @@ both_stores!(concurrent_retries_of_one_id_store_it_once, |s: common::TestServer|
     assert_eq!(stored[0]["version"], 1);
     assert_eq!(s.read_all(&t, "0", 100).await.len(), 1, "stored once");
 });
+
+both_stores!(group_commits_are_measured, |s: common::TestServer| async move {
+    let t = token("acme", "u1", &["publisher"]);
+    let (status, body) = s.append(&t, event("m-1", "x:y", json!({}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let text = s.http.get(format!("{}/metrics", s.base)).send().await.unwrap().text().await.unwrap();
+    for metric in ["eventfeed_commit_seconds_count", "eventfeed_commit_batch_size_count"] {
+        assert!(text.lines().any(|l| l.starts_with(metric)), "{metric} missing from /metrics:\n{text}");
+    }
+});
