@@ -36,6 +36,8 @@ const TYPE_MATCH: &str = "(cardinality($E::text[]) + cardinality($P::text[]) = 0
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Cursor-range reads (the feed, the tailer, the audit log); see [`PgStore::connect`].
+    reads: PgPool,
     /// The Socket.IO adapter's own connections (its LISTEN and NOTIFYs).
     adapter: PgPool,
     options: Arc<PgConnectOptions>,
@@ -51,23 +53,28 @@ impl PgStore {
         let options = PgConnectOptions::from_str(url)
             .context("DATABASE_URL is not a valid postgres:// URL")?
             .application_name("eventfeed");
-        // Reads take the first page of a cursor range in index order. Until
-        // the events table is first analyzed (up to a minute of autovacuum
-        // after a bulk load) the planner guesses a handful of rows and picks a
-        // bitmap scan that sorts everything after the cursor: 55 ms a page
-        // at 90,000 events behind, so replays slowed quadratically. The index
-        // scan is right at any size, so bitmap scans are off for this pool.
         let pool = PgPoolOptions::new()
             .max_connections(20)
             .acquire_timeout(std::time::Duration::from_secs(10))
-            .connect_with(options.clone().options([("enable_bitmapscan", "off")]))
+            .connect_with(options.clone())
             .await
             .context("cannot connect to DATABASE_URL: is PostgreSQL running and the URL right?")?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await.context("database migration failed")?;
+        // A cursor-range read takes the first page after the cursor in index
+        // order. Until the events table is first analyzed (up to a minute of
+        // autovacuum after a bulk load) the planner guesses a handful of rows
+        // and picks a bitmap scan that sorts everything after the cursor: 55 ms
+        // a page at 90,000 events behind, so replays slowed quadratically. The
+        // index scan is right at any size, so these reads run with bitmap scans
+        // off, on connections of their own: appends need bitmap scans.
+        let reads = PgPoolOptions::new()
+            .max_connections(10)
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .connect_lazy_with(options.clone().options([("enable_bitmapscan", "off")]));
         let adapter = PgPoolOptions::new()
             .max_connections(4)
             .connect_lazy_with(options.clone().application_name("eventfeed-adapter"));
-        Ok(PgStore { pool, adapter, options: Arc::new(options) })
+        Ok(PgStore { pool, reads, adapter, options: Arc::new(options) })
     }
 
     pub fn adapter_pool(&self) -> PgPool {
@@ -150,7 +157,7 @@ impl PgStore {
             .bind(q.types.exact())
             .bind(q.types.prefixes())
             .bind(q.limit + 1)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reads)
             .await?;
         Page::from_rows(&rows, q.limit, event_from_row)
     }
@@ -164,7 +171,7 @@ impl PgStore {
             )
         });
         let rows =
-            sqlx::query(SQL.as_str()).bind(after.tx_id).bind(after.position).bind(limit).fetch_all(&self.pool).await?;
+            sqlx::query(SQL.as_str()).bind(after.tx_id).bind(after.position).bind(limit).fetch_all(&self.reads).await?;
         rows.iter().map(event_from_row).collect()
     }
 
@@ -220,7 +227,7 @@ impl PgStore {
             .bind(q.from)
             .bind(q.to)
             .bind(q.limit + 1)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reads)
             .await?;
         Page::from_rows(&rows, q.limit, event_from_row)
     }
@@ -328,6 +335,7 @@ impl PgStore {
 
     pub async fn close(&self) {
         self.adapter.close().await;
+        self.reads.close().await;
         self.pool.close().await;
     }
 }
