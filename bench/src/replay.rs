@@ -119,7 +119,9 @@ async fn wait_for_tailer(env: &Env) -> anyhow::Result<()> {
     let mut socket = Socket::connect(env.server.addr, &auth).await?;
     let deadline = Instant::now() + Duration::from_secs(60);
     for id in 0.. {
-        let state = socket.call("request:current-state", id).await?;
+        let state = tokio::time::timeout(Duration::from_secs(30), socket.call("request:current-state", id))
+            .await
+            .context("no acknowledgement of request:current-state for 30 s")??;
         if state["cursor"].as_str() == Some(last.as_str()) {
             break;
         }

@@ -135,6 +135,9 @@ impl Socket {
             if text == "2" {
                 self.send_text(b"3").await?;
             }
+            if text.starts_with(b"41") {
+                break;
+            }
         }
         bail!("disconnected before the acknowledgement of {event}")
     }
