@@ -23,6 +23,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::serve::ListenerExt as _;
 use futures::future::BoxFuture;
 use metrics_exporter_prometheus::PrometheusHandle;
 use socketioxide::SocketIo;
@@ -181,6 +182,13 @@ pub async fn run(
         stopping.cancel();
         close_sockets().await;
     };
+    // Live delivery writes each socket once per tailer read; Nagle's algorithm
+    // would hold such a write back until the client acknowledges the last one.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     let served = axum::serve(listener, router).with_graceful_shutdown(graceful).await;
     state.feed.stop();
     state.store.close().await;

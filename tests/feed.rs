@@ -119,3 +119,37 @@ both_stores!(a_cursor_behind_retention_is_reset_not_skipped, |s: common::TestSer
     assert_eq!(rest.len(), 1);
     assert_eq!(rest[0]["data"]["i"], 3);
 });
+
+/// Live delivery writes each socket once per tailer read: with Nagle's
+/// algorithm on, such a write would wait for the client to acknowledge the
+/// previous one (up to a delayed-ACK timeout). Every accepted connection has
+/// TCP_NODELAY; this finds the server's end of one in this process's fds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepted_connections_have_tcp_nodelay() {
+    use std::os::fd::BorrowedFd;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let s = common::TestServer::sqlite().await;
+    let mut client = tokio::net::TcpStream::connect(s.base.trim_start_matches("http://")).await.unwrap();
+    client.write_all(b"GET /health HTTP/1.1\r\nHost: eventfeed\r\n\r\n").await.unwrap();
+    let mut answer = [0u8; 12];
+    client.read_exact(&mut answer).await.unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 200");
+
+    let ours = client.local_addr().unwrap();
+    let server_end: Vec<bool> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|fd| {
+            // SAFETY: the fd is open for this whole block: the connection
+            // it belongs to stays open until `client` is dropped below.
+            let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+            let socket = socket2::SockRef::from(&fd);
+            let peer = socket.peer_addr().ok()?.as_socket()?;
+            (peer == ours).then(|| socket.tcp_nodelay().unwrap())
+        })
+        .collect();
+    assert_eq!(server_end, [true]);
+    drop(client);
+    s.stop().await;
+}
