@@ -48,13 +48,14 @@ pub(super) async fn run(store: Store, feed: Feed, head: watch::Sender<Cursor>) {
         let next_read = if held.is_some() { HELD_BACK } else { TICK };
 
         tokio::select! {
-            rang = ring(&mut bell) => {
-                if let Err(e) = rang {
+            rang = ring(&mut bell) => match rang {
+                Ok(()) => metrics::counter!("eventfeed_doorbell_rings_total").increment(1),
+                Err(e) => {
                     tracing::warn!(error = %e, "the LISTEN connection dropped; reconnecting");
                     metrics::counter!("eventfeed_listener_reconnects_total").increment(1);
                     bell = None;
                 }
-            }
+            },
             _ = tokio::time::sleep(next_read) => {}
         }
         tokio::time::sleep_until(read_at + MIN_GAP).await;
