@@ -141,8 +141,10 @@ async fn accepted_connections_have_tcp_nodelay() {
         .unwrap()
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
         .filter_map(|fd| {
-            // SAFETY: the fd is open for this whole block: the connection
-            // it belongs to stays open until `client` is dropped below.
+            // SAFETY: only getpeername and getsockopt run on the borrowed fd,
+            // and nothing closes it here. If another task closes it meanwhile,
+            // they fail (EBADF) or see whatever reused the number; only the
+            // server's end of `client` has `ours` as its peer.
             let fd = unsafe { BorrowedFd::borrow_raw(fd) };
             let socket = socket2::SockRef::from(&fd);
             let peer = socket.peer_addr().ok()?.as_socket()?;
