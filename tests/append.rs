@@ -154,7 +154,7 @@ both_stores!(group_commits_are_measured, |s: common::TestServer| async move {
     let t = token("acme", "u1", &["publisher"]);
     let (status, body) = s.append(&t, event("m-1", "x:y", json!({}))).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let text = s.http.get(format!("{}/metrics", s.base)).send().await.unwrap().text().await.unwrap();
+    let text = s.metrics().await;
     for metric in ["eventfeed_commit_seconds_count", "eventfeed_commit_batch_size_count"] {
         assert!(text.lines().any(|l| l.starts_with(metric)), "{metric} missing from /metrics:\n{text}");
     }

@@ -19,8 +19,9 @@ async fn append_in(tx: &mut sqlx::PgConnection, id: Uuid) {
 
 /// `eventfeed_doorbell_rings_total` from the server's `/metrics`.
 async fn doorbell_rings(s: &TestServer) -> u64 {
-    let text = s.http.get(format!("{}/metrics", s.base)).send().await.unwrap().text().await.unwrap();
-    text.lines()
+    s.metrics()
+        .await
+        .lines()
         .find_map(|l| l.strip_prefix("eventfeed_doorbell_rings_total "))
         .map_or(0, |n| n.trim().parse().expect("a counter value"))
 }

@@ -178,6 +178,11 @@ impl TestServer {
         send(self.request(Method::GET, path, token)).await
     }
 
+    /// The server's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        self.http.get(format!("{}/metrics", self.base)).send().await.unwrap().text().await.unwrap()
+    }
+
     /// Waits until every committed event is readable. On PostgreSQL reads
     /// stop at the cluster-wide snapshot horizon, so a transaction open in
     /// any database (another test's) holds them back for a moment.
