@@ -57,6 +57,9 @@ impl EventInput {
         {
             return Err(Error::Invalid("audience.users must list 1 or more user ids".into()));
         }
+        if self.audience.is_some() && !who.can_set_audience() {
+            return Err(Error::Forbidden("only the service and admin roles may set audience".into()));
+        }
         let actor = match self.actor {
             Some(actor) if who.is_service() => actor,
             Some(_) => return Err(Error::Forbidden("only the service role may set actor".into())),

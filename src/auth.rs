@@ -2,6 +2,7 @@
 //! the socket connect handler, and the roles a token grants.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use jsonwebtoken::errors::ErrorKind;
@@ -41,6 +42,18 @@ impl Principal {
         self.roles.contains("service")
     }
 
+    /// `service` and `admin` may address an event to some users only.
+    pub fn can_set_audience(&self) -> bool {
+        self.has("service")
+    }
+
+    /// Time left until `exp`; zero once it has passed. Never overflows,
+    /// whatever `exp` says (an `exp` of `i64::MAX` is valid forever).
+    pub fn expires_in(&self) -> Duration {
+        let left_ms = self.exp.saturating_mul(1000).saturating_sub(chrono::Utc::now().timestamp_millis());
+        Duration::from_millis(left_ms.max(0) as u64)
+    }
+
     pub fn require_publisher(&self) -> Result<(), Error> {
         if self.can_publish() { Ok(()) } else { Err(Error::Forbidden("appending needs the publisher role".into())) }
     }
@@ -52,6 +65,9 @@ pub struct Verifier {
     key: DecodingKey,
     validation: Validation,
     tenant_claim: String,
+    /// `iss` and `aud` a token must carry, when configured.
+    issuer: Option<String>,
+    audience: Option<String>,
     /// Present for HS256 only: lets `eventfeed token` mint development tokens.
     signer: Option<EncodingKey>,
 }
@@ -96,14 +112,18 @@ impl Verifier {
         let mut validation = Validation::new(alg);
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "sub"]);
-        match &cfg.audience {
-            Some(aud) => validation.set_audience(&[aud]),
-            None => validation.validate_aud = false,
-        }
-        if let Some(iss) = &cfg.issuer {
-            validation.set_issuer(&[iss]);
-        }
-        Ok(Verifier { key, validation, tenant_claim: cfg.tenant_claim.clone(), signer })
+        // `nbf`, `iss` and `aud` are checked in `principal`, which also
+        // refuses them when they have the wrong JSON type.
+        validation.validate_aud = false;
+        validation.validate_nbf = false;
+        Ok(Verifier {
+            key,
+            validation,
+            tenant_claim: cfg.tenant_claim.clone(),
+            issuer: cfg.issuer.clone(),
+            audience: cfg.audience.clone(),
+            signer,
+        })
     }
 
     /// Verifies a token; the error message names the reason.
@@ -118,15 +138,16 @@ impl Verifier {
                 ErrorKind::ExpiredSignature => "token expired",
                 ErrorKind::InvalidSignature => "bad signature",
                 ErrorKind::InvalidAlgorithm => "algorithm not accepted",
-                ErrorKind::InvalidIssuer => "wrong issuer",
-                ErrorKind::InvalidAudience => "wrong audience",
-                ErrorKind::ImmatureSignature => "token not valid yet",
                 ErrorKind::MissingRequiredClaim(c) if c == "exp" => "missing exp claim",
                 ErrorKind::MissingRequiredClaim(c) if c == "sub" => "missing sub claim",
                 ErrorKind::InvalidClaimFormat(_) | ErrorKind::MissingRequiredClaim(_) => "malformed claims",
                 _ => "malformed token",
             })
         })?;
+        // A critical extension is one this server does not understand (RFC 7515 4.1.11).
+        if data.header.crit.is_some() {
+            return Err(fail("the crit header is not supported"));
+        }
         self.principal(data.claims)
     }
 
@@ -139,6 +160,7 @@ impl Verifier {
             #[serde(default)]
             roles: Vec<String>,
         }
+        self.check_registered(&claims)?;
         let tenant = match claims.get(&self.tenant_claim) {
             Some(Value::String(t)) if !t.is_empty() && t.len() <= 200 => t.clone(),
             Some(_) => return Err(Error::Unauthorized(format!("wrong tenant claim {:?}", self.tenant_claim))),
@@ -156,6 +178,36 @@ impl Verifier {
             roles: std.roles.into_iter().collect(),
             exp: std.exp,
         })
+    }
+
+    /// `nbf` must be a number in the past; `iss` and `aud`, when configured,
+    /// must be present and match (`aud` may be a list containing ours).
+    fn check_registered(&self, claims: &Map<String, Value>) -> Result<(), Error> {
+        let fail = |reason: &str| Err(Error::Unauthorized(reason.to_owned()));
+        let now = chrono::Utc::now().timestamp() as f64;
+        match claims.get("nbf") {
+            None => {}
+            Some(Value::Number(nbf)) if nbf.as_f64().is_some_and(|nbf| nbf <= now) => {}
+            Some(Value::Number(_)) => return fail("token not valid yet"),
+            Some(_) => return fail("malformed claims (nbf)"),
+        }
+        if let Some(issuer) = &self.issuer {
+            match claims.get("iss") {
+                Some(Value::String(iss)) if iss == issuer => {}
+                None => return fail("missing iss claim"),
+                Some(_) => return fail("wrong issuer"),
+            }
+        }
+        if let Some(audience) = &self.audience {
+            let ours = |v: &Value| v.as_str() == Some(audience.as_str());
+            match claims.get("aud") {
+                Some(aud @ Value::String(_)) if ours(aud) => {}
+                Some(Value::Array(list)) if list.iter().any(ours) => {}
+                None => return fail("missing aud claim"),
+                Some(_) => return fail("wrong audience"),
+            }
+        }
+        Ok(())
     }
 
     /// Mints an HS256 token for development (`eventfeed token`).
@@ -179,12 +231,98 @@ impl Verifier {
             claims.insert("name".into(), name.into());
         }
         claims.insert("roles".into(), roles.into());
-        if let Some(iss) = self.validation.iss.as_ref().and_then(|s| s.iter().next()) {
+        if let Some(iss) = &self.issuer {
             claims.insert("iss".into(), iss.as_str().into());
         }
-        if let Some(aud) = self.validation.aud.as_ref().and_then(|s| s.iter().next()) {
+        if let Some(aud) = &self.audience {
             claims.insert("aud".into(), aud.as_str().into());
         }
         Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, signer)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::config::Secret;
+
+    const SECRET: &str = "unit-test-secret";
+
+    fn verifier(issuer: Option<&str>, audience: Option<&str>) -> Verifier {
+        let cfg = JwtConfig {
+            secret: Some(Secret(SECRET.into())),
+            public_key: None,
+            alg: None,
+            tenant_claim: "tenant_id".into(),
+            issuer: issuer.map(str::to_owned),
+            audience: audience.map(str::to_owned),
+        };
+        Verifier::from_config(&cfg).unwrap()
+    }
+
+    fn sign(header: Header, claims: Value) -> String {
+        let mut base = json!({ "sub": "u1", "tenant_id": "acme", "exp": chrono::Utc::now().timestamp() + 60 });
+        base.as_object_mut().unwrap().extend(claims.as_object().unwrap().clone());
+        jsonwebtoken::encode(&header, &base, &EncodingKey::from_secret(SECRET.as_bytes())).unwrap()
+    }
+
+    fn refusal(v: &Verifier, token: &str) -> String {
+        match v.verify(token) {
+            Ok(p) => panic!("accepted {p:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn nbf_must_be_a_number_in_the_past() {
+        let v = verifier(None, None);
+        let now = chrono::Utc::now().timestamp();
+        let hs = || Header::new(Algorithm::HS256);
+        assert!(v.verify(&sign(hs(), json!({ "nbf": now - 5 }))).is_ok());
+        assert!(refusal(&v, &sign(hs(), json!({ "nbf": now + 120 }))).contains("not valid yet"));
+        assert!(refusal(&v, &sign(hs(), json!({ "nbf": "yesterday" }))).contains("malformed claims"));
+    }
+
+    #[test]
+    fn configured_issuer_and_audience_are_required_strings() {
+        let v = verifier(Some("https://id.example"), Some("eventfeed"));
+        let hs = || Header::new(Algorithm::HS256);
+        let good = json!({ "iss": "https://id.example", "aud": "eventfeed" });
+        assert!(v.verify(&sign(hs(), good)).is_ok());
+        assert!(v.verify(&sign(hs(), json!({ "iss": "https://id.example", "aud": ["x", "eventfeed"] }))).is_ok());
+        let refused = [
+            (json!({ "aud": "eventfeed" }), "missing iss"),
+            (json!({ "iss": "https://id.example" }), "missing aud"),
+            (json!({ "iss": 7, "aud": "eventfeed" }), "wrong issuer"),
+            (json!({ "iss": ["https://id.example"], "aud": "eventfeed" }), "wrong issuer"),
+            (json!({ "iss": "https://id.example", "aud": 7 }), "wrong audience"),
+            (json!({ "iss": "https://id.example", "aud": ["x"] }), "wrong audience"),
+        ];
+        for (claims, reason) in refused {
+            let message = refusal(&v, &sign(hs(), claims.clone()));
+            assert!(message.contains(reason), "{claims}: {message}");
+        }
+        // Unconfigured, they are not looked at.
+        assert!(verifier(None, None).verify(&sign(hs(), json!({ "iss": 7, "aud": 7 }))).is_ok());
+    }
+
+    #[test]
+    fn a_crit_header_is_refused() {
+        let mut header = Header::new(Algorithm::HS256);
+        header.crit = Some(vec!["exp".into()]);
+        assert!(refusal(&verifier(None, None), &sign(header, json!({}))).contains("crit"));
+    }
+
+    #[test]
+    fn expiry_never_overflows() {
+        let v = verifier(None, None);
+        let forever = v.verify(&sign(Header::new(Algorithm::HS256), json!({ "exp": i64::MAX }))).unwrap();
+        assert!(forever.expires_in() > Duration::from_secs(100 * 365 * 24 * 3600));
+        let soon = Principal { exp: chrono::Utc::now().timestamp() + 30, ..forever.clone() };
+        assert!(soon.expires_in() <= Duration::from_secs(30) && soon.expires_in() > Duration::from_secs(20));
+        let past = Principal { exp: i64::MIN, ..forever };
+        assert!(past.expires_in().is_zero());
     }
 }

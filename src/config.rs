@@ -30,12 +30,12 @@ pub struct Config {
     pub max_event_bytes: usize,
 
     /// Delete events older than this (e.g. 90d, 12h, 30m). Unset: keep forever.
-    #[arg(long, env = "EVENTFEED_RETENTION", value_parser = parse_duration, global = true)]
+    #[arg(long, env = "EVENTFEED_RETENTION", value_parser = parse_retention, global = true)]
     pub retention: Option<Duration>,
 
     /// Comma list of allowed browser origins, or `*`. Unset: no CORS headers.
-    #[arg(long, env = "EVENTFEED_CORS_ORIGINS", global = true)]
-    pub cors_origins: Option<String>,
+    #[arg(long, env = "EVENTFEED_CORS_ORIGINS", value_parser = parse_origins, global = true)]
+    pub cors_origins: Option<Origins>,
 
     /// Socket.IO namespaces to serve, each with an optional default type
     /// filter: `/,/dashboard=kpi:*|metrics:*`.
@@ -153,7 +153,63 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "s" | "" => 1,
         _ => return Err(format!("{s:?}: unknown unit {unit:?} (use d, h, m or s)")),
     };
-    Ok(Duration::from_secs(n * secs))
+    n.checked_mul(secs).map(Duration::from_secs).ok_or_else(|| format!("{s:?} is too long"))
+}
+
+/// Longest retention: events older than a century are not a thing to prune.
+const MAX_RETENTION: Duration = Duration::from_secs(36_500 * 86_400);
+
+/// A retention period: a duration of at most 36500d.
+pub fn parse_retention(s: &str) -> Result<Duration, String> {
+    let keep = parse_duration(s)?;
+    if keep.is_zero() || keep > MAX_RETENTION {
+        return Err(format!("{s:?} is out of range (1s to 36500d)"));
+    }
+    Ok(keep)
+}
+
+/// The browser origins allowed by CORS and at Socket.IO handshakes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origins {
+    Any,
+    /// Each `scheme://host[:port]`, lower-case, as browsers send `Origin`.
+    List(Vec<String>),
+}
+
+impl Origins {
+    pub fn allows(&self, origin: &str) -> bool {
+        match self {
+            Origins::Any => true,
+            Origins::List(list) => list.iter().any(|o| o.eq_ignore_ascii_case(origin)),
+        }
+    }
+}
+
+/// Parses `*` or a comma list of origins; names the first one that is not.
+pub fn parse_origins(s: &str) -> Result<Origins, String> {
+    if s.trim() == "*" {
+        return Ok(Origins::Any);
+    }
+    let list = s.split(',').map(str::trim).filter(|o| !o.is_empty());
+    let origins = list.map(|o| parse_origin(o).map(|()| o.to_ascii_lowercase())).collect::<Result<Vec<_>, _>>()?;
+    if origins.is_empty() {
+        return Err("no origin listed (use * or a comma list of https://host[:port])".into());
+    }
+    Ok(Origins::List(origins))
+}
+
+/// An origin is `http` or `https`, `://`, a host and an optional port; nothing else.
+fn parse_origin(o: &str) -> Result<(), String> {
+    let bad = || format!("{o:?} is not an origin like https://app.example.com or http://localhost:8080");
+    let rest = o.strip_prefix("https://").or_else(|| o.strip_prefix("http://")).ok_or_else(bad)?;
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((host, port)) if !host.ends_with(']') || rest.starts_with('[') => (host, Some(port)),
+        _ => (rest, None),
+    };
+    let host_ok =
+        !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '[' | ']' | ':'));
+    let port_ok = port.is_none_or(|p| !p.is_empty() && p.parse::<u16>().is_ok());
+    if host_ok && port_ok { Ok(()) } else { Err(bad()) }
 }
 
 #[cfg(test)]
@@ -166,6 +222,32 @@ mod tests {
         assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1_800)));
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("5w").is_err());
+        assert!(parse_duration("99999999999999999999d").is_err());
+        assert!(parse_duration("999999999999999999d").is_err());
+    }
+
+    #[test]
+    fn retention_is_bounded() {
+        assert_eq!(parse_retention("90d"), Ok(Duration::from_secs(90 * 86_400)));
+        assert!(parse_retention("100000000d").is_err());
+        assert!(parse_retention("0s").is_err());
+    }
+
+    #[test]
+    fn origins() {
+        assert_eq!(parse_origins("*"), Ok(Origins::Any));
+        let list = parse_origins("https://App.example.com, http://localhost:8080,http://[::1]:3000").unwrap();
+        assert!(list.allows("https://app.example.com"));
+        assert!(list.allows("http://localhost:8080"));
+        assert!(!list.allows("http://localhost:8081"));
+        assert!(!list.allows("null"));
+        for bad in
+            ["not an origin,@@", "@@", "ftp://x", "https://x/path", "https://", "http://h:99999", "https://a b", ""]
+        {
+            let err = parse_origins(bad).unwrap_err();
+            assert!(!err.contains('\n'), "{err}");
+        }
+        assert!(parse_origins("not an origin,@@").unwrap_err().contains("not an origin"));
     }
 
     #[test]

@@ -29,6 +29,10 @@ pub enum Error {
     RateLimited(String),
     #[error("not found")]
     NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("{0}")]
+    HeadersTooLarge(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -54,6 +58,8 @@ impl Error {
             Error::TooLarge(_) => "too_large",
             Error::RateLimited(_) => "rate_limited",
             Error::NotFound => "not_found",
+            Error::MethodNotAllowed => "method_not_allowed",
+            Error::HeadersTooLarge(_) => "too_large",
             Error::Internal(_) => "internal",
         }
     }
@@ -67,6 +73,8 @@ impl Error {
             Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::NotFound => StatusCode::NOT_FOUND,
+            Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Error::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

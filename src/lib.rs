@@ -23,6 +23,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse as _, Response};
 use axum::serve::ListenerExt as _;
 use futures::future::BoxFuture;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -31,10 +35,11 @@ use socketioxide::adapter::Adapter;
 use socketioxide_postgres::{PostgresAdapterCtr, SqlxAdapter};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::auth::Verifier;
-use crate::config::Config;
+use crate::config::{Config, Origins};
+use crate::error::Error;
 use crate::event::TypeFilter;
 use crate::feed::Feed;
 use crate::store::{Appender, Store};
@@ -123,7 +128,8 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     let router = router
         .layer(axum::middleware::from_fn(metrics::track_http))
         .layer(DefaultBodyLimit::max(16 * 1024 * 1024 + 2 * state.config.max_event_bytes))
-        .layer(cors(state.config.cors_origins.as_deref())?);
+        .layer(axum::middleware::from_fn_with_state(state.clone(), check_socket_origin))
+        .layer(cors(state.config.cors_origins.as_ref()));
     Ok(Server { state, router, close_sockets })
 }
 
@@ -152,19 +158,41 @@ fn closer<A: Adapter>(io: SocketIo<A>) -> CloseSockets {
     Box::new(move || Box::pin(async move { io.close().await }))
 }
 
-fn cors(origins: Option<&str>) -> anyhow::Result<CorsLayer> {
-    let layer = CorsLayer::new().allow_methods(Any).allow_headers(Any).max_age(Duration::from_secs(3600));
-    Ok(match origins.map(str::trim) {
-        None | Some("") => CorsLayer::new(),
-        Some("*") => layer.allow_origin(Any),
-        Some(list) => {
-            let origins = list
-                .split(',')
-                .map(|o| o.trim().parse().with_context(|| format!("EVENTFEED_CORS_ORIGINS: {o:?} is not an origin")))
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            layer.allow_origin(AllowOrigin::list(origins))
+/// CORS for the HTTP API and Socket.IO's polling transport. The allowed
+/// headers are named: the Fetch standard does not let `*` cover `Authorization`.
+fn cors(origins: Option<&Origins>) -> CorsLayer {
+    let headers = [header::AUTHORIZATION, header::CONTENT_TYPE, IDEMPOTENCY_KEY, LAST_EVENT_ID];
+    let layer = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers(headers)
+        .max_age(Duration::from_secs(3600));
+    match origins {
+        None => CorsLayer::new(),
+        Some(Origins::Any) => layer.allow_origin(AllowOrigin::any()),
+        Some(list @ Origins::List(_)) => {
+            let list = list.clone();
+            layer.allow_origin(AllowOrigin::predicate(move |origin, _| origin.to_str().is_ok_and(|o| list.allows(o))))
         }
-    })
+    }
+}
+
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
+
+/// With allowed origins configured, a browser page from any other origin
+/// cannot open a Socket.IO connection either: WebSocket handshakes are not
+/// subject to CORS, so the `Origin` header is checked here, for both transports.
+async fn check_socket_origin(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let refused = match (&state.config.cors_origins, req.headers().get(header::ORIGIN)) {
+        (Some(allowed), Some(origin)) if req.uri().path().starts_with("/socket.io/") => {
+            !origin.to_str().is_ok_and(|o| allowed.allows(o))
+        }
+        _ => false,
+    };
+    if refused {
+        return Error::Forbidden("this origin is not in EVENTFEED_CORS_ORIGINS".into()).into_response();
+    }
+    next.run(req).await
 }
 
 /// Serves until `shutdown` resolves; then closes the sockets, lets HTTP

@@ -15,7 +15,12 @@ both_stores!(audience_limits_feed_and_stream_reads_but_not_audit, |s: common::Te
     let publisher = token("acme", "u1", &["publisher"]);
     let mut targeted = event("inbox", "notification:new", json!({ "text": "for u2" }));
     targeted["audience"] = json!({ "users": ["u2"] });
-    assert_eq!(s.append(&publisher, targeted).await.0, StatusCode::CREATED);
+    // Only a service (or an admin) addresses an event to some users.
+    let (status, body) = s.append(&publisher, targeted.clone()).await;
+    assert_eq!((status, code(&body)), (StatusCode::FORBIDDEN, "forbidden"));
+    assert_eq!(s.append(&token("acme", "svc", &["service"]), targeted.clone()).await.0, StatusCode::CREATED);
+    targeted["stream"] = json!("inbox-2");
+    assert_eq!(s.append(&token("acme", "boss", &["admin"]), targeted).await.0, StatusCode::CREATED);
     assert_eq!(
         s.append(&publisher, event("inbox", "notification:new", json!({ "text": "all" }))).await.0,
         StatusCode::CREATED
@@ -23,7 +28,7 @@ both_stores!(audience_limits_feed_and_stream_reads_but_not_audit, |s: common::Te
 
     let u2 = token("acme", "u2", &[]);
     let u3 = token("acme", "u3", &[]);
-    assert_eq!(s.read_all(&u2, "0", 10).await.len(), 2);
+    assert_eq!(s.read_all(&u2, "0", 10).await.len(), 3);
     let seen_by_u3 = s.read_all(&u3, "0", 10).await;
     assert_eq!(seen_by_u3.len(), 1);
     assert_eq!(seen_by_u3[0]["data"]["text"], "all");
@@ -33,7 +38,7 @@ both_stores!(audience_limits_feed_and_stream_reads_but_not_audit, |s: common::Te
     let auditor = token("acme", "a1", &["auditor"]);
     let (status, audit) = s.get(&auditor, "/api/audit").await;
     assert_eq!(status, StatusCode::OK, "{audit}");
-    assert_eq!(audit["events"].as_array().unwrap().len(), 2);
+    assert_eq!(audit["events"].as_array().unwrap().len(), 3);
 });
 
 both_stores!(tenants_are_isolated, |s: common::TestServer| async move {
@@ -203,4 +208,84 @@ mod base64_engine {
         }
         out
     }
+}
+
+both_stores!(protocol_errors_have_the_error_body_and_add_no_metric_series, |s: common::TestServer| async move {
+    let t = token("acme", "u1", &["publisher"]);
+    let (status, body) = common::send(s.request(Method::DELETE, "/api/events", &t)).await;
+    assert_eq!((status, code(&body)), (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"), "{body}");
+
+    // Made-up methods and paths are counted, but never as series of their own.
+    for i in 0..20 {
+        let method = Method::from_bytes(format!("M{i}XYZ").as_bytes()).unwrap();
+        let (status, body) = common::send(s.request(method, "/health", &t)).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
+        let _ = s.get(&t, &format!("/made-up-{i}")).await;
+    }
+    let metrics = s.metrics().await;
+    assert!(!metrics.contains("M3XYZ") && !metrics.contains("made-up-3"), "{metrics}");
+    assert!(metrics.contains(r#"method="other""#), "{metrics}");
+
+    // Consumer names are limited in characters, not bytes.
+    let ack = |consumer: String| {
+        common::send(
+            s.request(Method::POST, "/api/events/ack", &t).json(&json!({ "consumer": consumer, "cursor": "0" })),
+        )
+    };
+    assert_eq!(ack("é".repeat(200)).await.0, StatusCode::NO_CONTENT);
+    let (status, body) = ack("é".repeat(201)).await;
+    assert_eq!((status, code(&body)), (StatusCode::BAD_REQUEST, "invalid"));
+});
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_names_its_headers_and_socket_handshakes_check_the_origin() {
+    let file = std::env::temp_dir().join(format!("ef_test_{}.db", uuid::Uuid::new_v4().simple()));
+    let s = common::TestServer::start(&[
+        "--data-file",
+        file.to_str().unwrap(),
+        "--cors-origins",
+        "https://app.example.com",
+    ])
+    .await;
+    let preflight = s
+        .http
+        .request(Method::OPTIONS, format!("{}/api/events", s.base))
+        .header("origin", "https://app.example.com")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "authorization,idempotency-key")
+        .send()
+        .await
+        .unwrap();
+    let allowed = preflight.headers()["access-control-allow-headers"].to_str().unwrap().to_owned();
+    for name in ["authorization", "content-type", "idempotency-key", "last-event-id"] {
+        assert!(allowed.contains(name), "{allowed}");
+    }
+    assert!(!allowed.contains('*'), "{allowed}");
+    assert_eq!(preflight.headers()["access-control-allow-origin"], "https://app.example.com");
+
+    let handshake = |origin: &'static str| {
+        let req = s.http.get(format!("{}/socket.io/?EIO=4&transport=polling", s.base));
+        async move { if origin.is_empty() { req } else { req.header("origin", origin) }.send().await.unwrap() }
+    };
+    assert_eq!(handshake("https://app.example.com").await.status(), StatusCode::OK);
+    assert_eq!(handshake("").await.status(), StatusCode::OK, "a client that is not a browser sends no Origin");
+    let refused = handshake("https://evil.example").await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(code(&body), "forbidden");
+    // The WebSocket transport's upgrade request is refused the same way.
+    let upgrade = s
+        .http
+        .get(format!("{}/socket.io/?EIO=4&transport=websocket", s.base))
+        .header("origin", "https://evil.example")
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upgrade.status(), StatusCode::FORBIDDEN);
+    s.stop().await;
+    let _ = std::fs::remove_file(&file);
 }

@@ -252,9 +252,9 @@ pub async fn resolve_start(
     Ok(Start::After(cursor))
 }
 
-/// Checks a consumer name: 1–200 characters.
+/// Checks a consumer name: 1–200 characters (not bytes).
 pub fn consumer_name(name: &str) -> Result<&str, crate::error::Error> {
-    if name.is_empty() || name.len() > 200 {
+    if name.is_empty() || name.chars().count() > 200 {
         return Err(crate::error::Error::Invalid("consumer must be 1-200 characters".into()));
     }
     Ok(name)

@@ -26,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .merge(streams::router())
         .merge(audit::router())
         .merge(health::router())
+        .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .fallback(|| async { Error::NotFound })
 }
 

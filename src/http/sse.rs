@@ -62,7 +62,7 @@ type Tx = mpsc::Sender<Result<SseEvent, Infallible>>;
 
 /// Feeds one SSE client until it goes away or its token expires.
 async fn pump(state: AppState, who: Principal, types: TypeFilter, start: Start, tx: Tx) {
-    let expiry = Duration::from_millis((who.exp * 1000 - chrono::Utc::now().timestamp_millis()).max(0) as u64);
+    let expiry = who.expires_in();
     tokio::select! {
         _ = send_all(&state, &who, &types, start, &tx) => {}
         _ = tokio::time::sleep(expiry) => {

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::Query;
 use serde_json::{Value, json};
@@ -96,16 +95,16 @@ async fn on_disconnect<A: Adapter>(s: SocketRef<A>) {
 /// `auth:refresh` moved it.
 async fn expire<A: Adapter>(s: SocketRef<A>, session: Arc<Session>) {
     loop {
-        let exp = session.principal().exp;
-        let left_ms = exp.saturating_mul(1000) - chrono::Utc::now().timestamp_millis();
-        if left_ms > 0 {
+        let principal = session.principal();
+        let left = principal.expires_in();
+        if !left.is_zero() {
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(left_ms as u64)) => {}
+                _ = tokio::time::sleep(left) => {}
                 _ = session.closed.cancelled() => return,
             }
             continue;
         }
-        let _ = s.emit("auth:expired", &json!({ "exp": exp }));
+        let _ = s.emit("auth:expired", &json!({ "exp": principal.exp }));
         let _ = s.disconnect();
         return;
     }
