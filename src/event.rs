@@ -102,8 +102,13 @@ impl StreamName {
     }
 }
 
+/// Most patterns in one type filter: matching stays cheap for every event
+/// delivered live, however many sockets subscribe.
+pub const MAX_TYPE_PATTERNS: usize = 100;
+
 /// A list of type patterns: exact types, or a prefix ending in `:*`.
-/// An empty filter matches every type.
+/// An empty filter matches every type. Both lists are sorted, so matching
+/// costs a binary search per `:` of the type, not a scan of the patterns.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TypeFilter {
     exact: Vec<String>,
@@ -119,7 +124,10 @@ impl TypeFilter {
     /// Parses patterns; `*` alone means every type.
     pub fn parse<'a>(patterns: impl IntoIterator<Item = &'a str>) -> Result<Self, Invalid> {
         let mut filter = TypeFilter::default();
-        for p in patterns.into_iter().map(str::trim) {
+        for (i, p) in patterns.into_iter().map(str::trim).enumerate() {
+            if i == MAX_TYPE_PATTERNS {
+                return invalid(format!("at most {MAX_TYPE_PATTERNS} type patterns"));
+            }
             if p == "*" {
                 return Ok(TypeFilter::all());
             }
@@ -131,6 +139,10 @@ impl TypeFilter {
                 }
                 _ => filter.exact.push(EventType::parse(p)?.0),
             }
+        }
+        for list in [&mut filter.exact, &mut filter.prefixes] {
+            list.sort_unstable();
+            list.dedup();
         }
         Ok(filter)
     }
@@ -148,9 +160,10 @@ impl TypeFilter {
     }
 
     pub fn matches(&self, event_type: &str) -> bool {
+        let has = |list: &[String], s: &str| list.binary_search_by(|p| p.as_str().cmp(s)).is_ok();
         self.is_all()
-            || self.exact.iter().any(|t| t == event_type)
-            || self.prefixes.iter().any(|p| event_type.starts_with(p.as_str()))
+            || has(&self.exact, event_type)
+            || event_type.match_indices(':').any(|(i, _)| has(&self.prefixes, &event_type[..=i]))
     }
 
     pub fn exact(&self) -> &[String] {
@@ -159,21 +172,6 @@ impl TypeFilter {
 
     pub fn prefixes(&self) -> &[String] {
         &self.prefixes
-    }
-
-    /// The patterns, as a client wrote them (`*` for all).
-    pub fn patterns(&self) -> Vec<String> {
-        if self.is_all() {
-            return vec!["*".to_owned()];
-        }
-        let prefixes = self.prefixes.iter().map(|p| format!("{p}*"));
-        self.exact.iter().cloned().chain(prefixes).collect()
-    }
-
-    /// Every pattern that matches `event_type`: `*`, the type itself, and each `prefix:*`.
-    pub fn patterns_matching(event_type: &str) -> impl Iterator<Item = String> + '_ {
-        let prefixes = event_type.match_indices(':').map(|(i, _)| format!("{}*", &event_type[..=i]));
-        ["*".to_owned(), event_type.to_owned()].into_iter().chain(prefixes)
     }
 }
 
@@ -218,11 +216,15 @@ mod tests {
     }
 
     #[test]
-    fn patterns_matching_a_type() {
-        let got: Vec<_> = TypeFilter::patterns_matching("a:b:c").collect();
-        assert_eq!(got, ["*", "a:b:c", "a:*", "a:b:*"]);
-        for p in &got {
-            assert!(TypeFilter::parse_list(p).unwrap().matches("a:b:c"));
+    fn type_filters_are_bounded_and_match_every_prefix() {
+        let f = TypeFilter::parse_list("a:b:*, x:y, a:*, x:y").unwrap();
+        assert_eq!(f.exact(), ["x:y"]);
+        for t in ["a:q", "a:b:c", "x:y"] {
+            assert!(f.matches(t), "{t}");
         }
+        assert!(!f.matches("x:z") && !f.matches("ab:c"));
+        let many: Vec<String> = (0..=MAX_TYPE_PATTERNS).map(|i| format!("t:{i}")).collect();
+        assert!(TypeFilter::parse(many.iter().map(String::as_str)).is_err());
+        assert!(TypeFilter::parse(many[..MAX_TYPE_PATTERNS].iter().map(String::as_str)).is_ok());
     }
 }

@@ -227,9 +227,10 @@ pub enum Start {
 
 /// Resolves a reader's start from an explicit cursor, else its consumer's
 /// stored cursor, else `fallback`. A consumer seen for the first time is
-/// registered at the head, so its offline queue starts now.
+/// registered at its tenant's head, so its offline queue starts now.
 pub async fn resolve_start(
     store: &Store,
+    tenant: &str,
     key: Option<ConsumerKey<'_>>,
     after: Option<Cursor>,
     fallback: Cursor,
@@ -239,7 +240,7 @@ pub async fn resolve_start(
         (None, Some(key)) => match store.load_cursor(key).await? {
             Some(stored) => stored,
             None => {
-                let head = store.head().await?;
+                let head = tenant_head(store, tenant).await?;
                 store.save_cursor(key, head).await?;
                 head
             }
@@ -247,9 +248,19 @@ pub async fn resolve_start(
         (None, None) => fallback,
     };
     if crate::store::expired(cursor, store.retention_floor().await?) {
-        return Ok(Start::Reset { head: store.head().await? });
+        return Ok(Start::Reset { head: tenant_head(store, tenant).await? });
     }
     Ok(Start::After(cursor))
+}
+
+/// The head a reader of `tenant` is given: its tenant's newest event, never
+/// the store's head, which moves with every other tenant's appends. A tenant
+/// with no event left gets the retention floor (a reset must not repeat), else `0`.
+pub async fn tenant_head(store: &Store, tenant: &str) -> crate::error::Result<Cursor> {
+    match store.tenant_head(tenant).await? {
+        Some(head) => Ok(head),
+        None => Ok(store.retention_floor().await?.unwrap_or(Cursor::ZERO)),
+    }
 }
 
 /// Checks a consumer name: 1–200 characters (not bytes).

@@ -83,7 +83,7 @@ async fn list(
     let after = q.after.as_deref().map(str::parse::<Cursor>).transpose()?;
     let consumer = q.consumer.as_deref().map(consumer_name).transpose()?;
     let key = consumer.map(|consumer| ConsumerKey { tenant_id: &who.tenant_id, user_id: &who.user_id, consumer });
-    let after = match resolve_start(&state.store, key, after, Cursor::ZERO).await? {
+    let after = match resolve_start(&state.store, &who.tenant_id, key, after, Cursor::ZERO).await? {
         Start::After(cursor) => cursor,
         Start::Reset { head } => {
             let reset = json!({ "cursor": head, "reason": "expired" });

@@ -58,13 +58,16 @@ async fn admit<A: Adapter>(s: &SocketRef<A>, auth: Value, state: &AppState) -> R
             user_id: &who.user_id,
             consumer,
         });
-        Some(resolve_start(&state.store, key, after, Cursor::ZERO).await?)
+        Some(resolve_start(&state.store, &who.tenant_id, key, after, Cursor::ZERO).await?)
     } else {
         None
     };
     let filter = state.namespace_filter(s.ns());
     s.extensions.insert(Arc::new(Session::new(who, consumer, filter)));
     s.extensions.insert(Resume(resume));
+    // Before the server's CONNECT packet goes out: a client may emit in its
+    // `connect` handler, and an event that finds no handler is lost.
+    handlers::register(s);
     Ok(())
 }
 
@@ -73,8 +76,6 @@ pub async fn on_connect<A: Adapter>(s: SocketRef<A>, State(state): State<AppStat
     else {
         return;
     };
-    // Handlers first: the client may emit as soon as it is connected.
-    handlers::register(&s);
     s.on_disconnect(on_disconnect::<A>);
     s.join(presence::rooms(&session, &s.id.to_string()));
     metrics::gauge!("eventfeed_connected_sockets").increment(1.0);

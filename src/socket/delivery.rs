@@ -98,14 +98,17 @@ async fn deliver<A: Adapter>(
             }
             continue;
         }
-        let sent = catch_up(&socket, &session, &state, cursor, target).await?;
-        cursor = target;
+        let (sent, last) = catch_up(&socket, &session, &state, cursor, target).await?;
         if replaying {
             replaying = false;
-            send_paced(&socket, "feed:replayed", &json!({ "count": sent, "cursor": cursor })).await?;
+            // The last event it was sent, or the cursor it handed in: never
+            // `target`, which moves with other tenants' appends.
+            let shown = last.unwrap_or(cursor);
+            send_paced(&socket, "feed:replayed", &json!({ "count": sent, "cursor": shown })).await?;
             metrics::counter!("eventfeed_replays_total").increment(1);
             metrics::counter!("eventfeed_replayed_events_total").increment(sent);
         }
+        cursor = target;
         match state.feed.join(cursor, &session.tenant_id, sink.clone()) {
             // Live until the socket falls behind; then resume where it stopped.
             Ok(mut membership) => {
@@ -118,16 +121,18 @@ async fn deliver<A: Adapter>(
     }
 }
 
-/// Sends the events in `(from, to]` visible to this socket, page by page.
+/// Sends the events in `(from, to]` visible to this socket, page by page;
+/// returns how many, and the last one's cursor.
 async fn catch_up<A: Adapter>(
     socket: &SocketRef<A>,
     session: &Session,
     state: &AppState,
     from: Cursor,
     to: Cursor,
-) -> Result<u64, Closed> {
+) -> Result<(u64, Option<Cursor>), Closed> {
     let mut cursor = from;
     let mut sent = 0;
+    let mut last = None;
     while cursor < to {
         let types = session.filter();
         let query = FeedQuery {
@@ -150,12 +155,13 @@ async fn catch_up<A: Adapter>(
             send_paced(socket, &event.event_type, event).await?;
         }
         sent += page.events.len() as u64;
+        last = page.events.last().map(|e| e.cursor).or(last);
         cursor = match (page.has_more, page.events.last()) {
             (true, Some(last)) => last.cursor,
             _ => to,
         };
     }
-    Ok(sent)
+    Ok((sent, last))
 }
 
 /// Emits, waiting while the socket's send buffer is full.

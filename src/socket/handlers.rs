@@ -145,7 +145,8 @@ async fn current_state<A: Adapter>(
     let result = async {
         admitted(&s, &session)?;
         let online = presence::list(&s, &session).await;
-        Ok(json!({ "cursor": state.feed.head(), "online": online }))
+        let cursor = crate::feed::tenant_head(&state.store, &session.tenant_id).await?;
+        Ok(json!({ "cursor": cursor, "online": online }))
     };
     match (result.await, wants.0) {
         (result, true) => reply(ack, result),

@@ -18,8 +18,11 @@ pub fn tenant_room(tenant: &str) -> String {
     format!("tenant:{tenant}")
 }
 
+/// `user:<tenant>:<user>`, with `%` and `:` escaped in both ids, so that
+/// tenant `t9:a` user `b` and tenant `t9` user `a:b` never share a room.
 pub fn user_room(tenant: &str, user: &str) -> String {
-    format!("user:{tenant}:{user}")
+    let escape = |id: &str| id.replace('%', "%25").replace(':', "%3A");
+    format!("user:{}:{}", escape(tenant), escape(user))
 }
 
 /// The rooms a socket joins at connect. The presence room is unique to the
@@ -91,5 +94,17 @@ pub async fn announce<A: Adapter>(s: &SocketRef<A>, session: &Session, online: b
     });
     if let Err(e) = s.within(tenant_room(&session.tenant_id)).emit(event, &payload).await {
         tracing::debug!(error = %e, event, "presence broadcast incomplete");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_rooms_never_collide() {
+        assert_eq!(user_room("acme", "u-17"), "user:acme:u-17");
+        assert_ne!(user_room("t9:a", "b"), user_room("t9", "a:b"));
+        assert_ne!(user_room("t%3A", "b"), user_room("t:", "b"));
     }
 }

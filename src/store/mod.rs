@@ -181,6 +181,11 @@ impl Store {
         dispatch!(self, s => s.head().await)
     }
 
+    /// The cursor of a tenant's newest readable event, if it has one.
+    pub async fn tenant_head(&self, tenant_id: &str) -> Result<Option<Cursor>> {
+        dispatch!(self, s => s.tenant_head(tenant_id).await)
+    }
+
     /// Events at or before this cursor were deleted by retention.
     pub async fn retention_floor(&self) -> Result<Option<Cursor>> {
         dispatch!(self, s => s.retention_floor().await)

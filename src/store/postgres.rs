@@ -275,6 +275,17 @@ impl PgStore {
         }
     }
 
+    pub async fn tenant_head(&self, tenant_id: &str) -> Result<Option<Cursor>> {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "SELECT tx_id, position FROM eventfeed.events WHERE tenant_id = $1 AND tx_id < {HORIZON} \
+                 ORDER BY tx_id DESC, position DESC LIMIT 1"
+            )
+        });
+        let row = sqlx::query(SQL.as_str()).bind(tenant_id).fetch_optional(&self.reads).await?;
+        row.map(|r| Ok(Cursor::new(r.try_get("tx_id")?, r.try_get("position")?))).transpose()
+    }
+
     pub async fn retention_floor(&self) -> Result<Option<Cursor>> {
         let row = sqlx::query("SELECT tx_id, position FROM eventfeed.retention").fetch_optional(&self.pool).await?;
         Ok(row.map(|r| Cursor::new(r.get("tx_id"), r.get("position"))))

@@ -245,6 +245,14 @@ impl SqliteStore {
         Ok(newest.max(self.retention_floor().await?.unwrap_or(Cursor::ZERO)))
     }
 
+    pub async fn tenant_head(&self, tenant_id: &str) -> Result<Option<Cursor>> {
+        let row = sqlx::query("SELECT tx_id, position FROM events WHERE tenant_id = ?1 ORDER BY position DESC LIMIT 1")
+            .bind(tenant_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| cursor_from_row(&r)).transpose()
+    }
+
     pub async fn retention_floor(&self) -> Result<Option<Cursor>> {
         let row = sqlx::query("SELECT tx_id, position FROM retention").fetch_optional(&self.pool).await?;
         row.map(|r| cursor_from_row(&r)).transpose()

@@ -1,0 +1,75 @@
+// Trust (issue 10): what a client is shown never reveals another tenant's
+// activity, ids with ':' never share a room, and commands emitted in the
+// `connect` handler are never lost.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { io } from 'socket.io-client';
+import { useFixture } from './lib/fixture.mjs';
+import { appendHttp, tenant, http } from './lib/http.mjs';
+import { publisher, reader } from './lib/token.mjs';
+import { withTimeout } from './lib/client.mjs';
+
+const f = useFixture();
+
+test(
+  'cursors handed to a client are its own tenant\'s or its own, however busy other tenants are',
+  f.run(async () => {
+    const [a, b] = [tenant('quiet'), tenant('busy')];
+    const [mine] = await appendHttp(f.server, publisher(a), { stream: 's', type: 'doc:created', data: {} });
+    for (let i = 0; i < 5; i++) await appendHttp(f.server, publisher(b), { stream: 's', type: 'doc:created', data: { i } });
+
+    const s = await f.connect(f.server, { token: reader(a, 'u1'), after: '0' });
+    const replayed = await s.waitForEvent('feed:replayed');
+    assert.deepEqual(replayed, { count: 1, cursor: mine.cursor });
+    const state = await s.ack('request:current-state');
+    assert.equal(state.cursor, mine.cursor, 'request:current-state names the tenant\'s newest event');
+    // A replay that sends nothing reports the cursor it was handed.
+    const none = await f.connect(f.server, { token: reader(a, 'u2'), after: mine.cursor });
+    assert.deepEqual(await none.waitForEvent('feed:replayed'), { count: 0, cursor: mine.cursor });
+
+    // A new consumer starts at its tenant's head; a tenant with no events gets 0.
+    const poll = await http(f.server, 'GET', '/api/events?consumer=fresh', { token: reader(a, 'u3') });
+    assert.equal(poll.body.cursor, mine.cursor);
+    const empty = await http(f.server, 'GET', '/api/events?consumer=fresh', { token: reader(tenant('empty'), 'u3') });
+    assert.equal(empty.body.cursor, '0');
+  }),
+);
+
+test(
+  'tenant "t9:a" user "b" and tenant "t9" user "a:b" are different people',
+  f.run(async () => {
+    const t9 = tenant('t9');
+    const [x, y] = [`${t9}:a`, t9];
+    const watchX = await f.connect(f.server, { token: reader(x, 'watcher') });
+    const watchY = await f.connect(f.server, { token: reader(y, 'watcher') });
+    await f.connect(f.server, { token: reader(x, 'b') });
+    await watchX.waitForEvent('user:online', (p) => p.userId === 'b');
+    // Were the rooms shared, y's a:b would count x's b as an earlier socket and stay silent.
+    await f.connect(f.server, { token: reader(y, 'a:b') });
+    await watchY.waitForEvent('user:online', (p) => p.userId === 'a:b');
+  }),
+);
+
+test(
+  'a command emitted in the connect handler is always acknowledged',
+  f.run(async () => {
+    const t = tenant('eager');
+    const sockets = Array.from({ length: 150 }, () =>
+      io(f.server.url, { transports: ['websocket'], forceNew: true, reconnection: false, auth: { token: reader(t, 'u') } }),
+    );
+    try {
+      const acks = sockets.map(
+        (s) =>
+          new Promise((resolve, reject) => {
+            s.on('connect_error', reject);
+            s.on('connect', () => s.timeout(10_000).emit('feed:subscribe', { types: ['doc:*'] }, (err, ack) => (err ? reject(err) : resolve(ack))));
+          }),
+      );
+      const got = await withTimeout(Promise.all(acks), 30_000, '150 acks');
+      assert.ok(got.every((ack) => ack.ok === true));
+    } finally {
+      for (const s of sockets) s.close();
+    }
+  }),
+);
