@@ -155,3 +155,47 @@ async fn accepted_connections_have_tcp_nodelay() {
     drop(client);
     s.stop().await;
 }
+
+/// The value of a metric without labels in the `/metrics` text.
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+both_stores!(long_polls_wake_only_for_their_own_tenant, |s: common::TestServer| async move {
+    let quiet = token("quiet", "u1", &["publisher"]);
+    let busy = token("busy", "u1", &["publisher"]);
+    let waiters: Vec<_> = (0..10)
+        .map(|_| {
+            let (s, t) = (s.clone(), quiet.clone());
+            tokio::spawn(async move { s.get(&t, "/api/events?after=0&wait=30").await })
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while metric(&s.metrics().await, "eventfeed_long_polls_waiting") < 10.0 {
+        assert!(std::time::Instant::now() < deadline, "the long-polls did not park");
+        tokio::time::sleep(Duration::from_millis(20)).await; // poll the gauge
+    }
+    let woken = metric(&s.metrics().await, "eventfeed_long_poll_wakeups_total");
+    for i in 0..20 {
+        s.append(&busy, event("s", "doc:edited", json!({ "i": i }))).await;
+    }
+    s.append(&busy, event("s", "doc:edited", json!({}))).await;
+    s.settle().await;
+    // Let the tailer deliver the busy tenant's events; a waiter woken by them would read again.
+    let until = std::time::Instant::now() + Duration::from_secs(1);
+    while std::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(50)).await; // a quiet second, to see no wake-up
+    }
+    let extra = metric(&s.metrics().await, "eventfeed_long_poll_wakeups_total") - woken;
+    // Other tests in this process share the metrics and long-poll too (this
+    // test's other store wakes its 10): allow theirs. Woken by every event,
+    // the 10 waiters here would add about 10 per append, some 200.
+    assert!(extra < 40.0, "{extra} wake-ups of the quiet tenant's long-polls by another tenant's events");
+    s.append(&quiet, event("s", "doc:edited", json!({}))).await;
+    for w in waiters {
+        let (status, page) = tokio::time::timeout(Duration::from_secs(10), w).await.unwrap().unwrap();
+        assert_eq!((status, page["events"].as_array().unwrap().len()), (StatusCode::OK, 1));
+    }
+});

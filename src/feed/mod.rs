@@ -77,6 +77,9 @@ impl Drop for Membership {
 
 struct Inner {
     live: Mutex<Live>,
+    /// Per tenant, the cursor of its newest delivered event, for the
+    /// long-polls and SSE streams waiting on that tenant only.
+    bells: Mutex<HashMap<String, watch::Sender<Cursor>>>,
     next_id: AtomicU64,
     running: AtomicBool,
     head: watch::Receiver<Cursor>,
@@ -95,6 +98,7 @@ impl Feed {
         let (head_tx, head) = watch::channel(start);
         let inner = Inner {
             live: Mutex::new(Live { cursor: start, members: HashMap::new() }),
+            bells: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
             running: AtomicBool::new(false),
             head,
@@ -121,6 +125,35 @@ impl Feed {
     /// A receiver that changes whenever the head moves.
     pub fn watch(&self) -> watch::Receiver<Cursor> {
         self.inner.head.clone()
+    }
+
+    /// A receiver that changes when an event of `tenant` is delivered: a
+    /// waiter of one tenant is not woken by every other tenant's appends.
+    pub fn tenant_watch(&self, tenant: &str) -> watch::Receiver<Cursor> {
+        let mut bells = self.inner.bells.lock().unwrap_or_else(|e| e.into_inner());
+        match bells.get(tenant) {
+            Some(bell) => bell.subscribe(),
+            None => {
+                let (bell, rx) = watch::channel(Cursor::ZERO);
+                bells.insert(tenant.to_owned(), bell);
+                rx
+            }
+        }
+    }
+
+    /// Rings the bells of the tenants of a delivered page; forgets the bells
+    /// nobody waits on.
+    fn ring(&self, events: &[Event]) {
+        let mut bells = self.inner.bells.lock().unwrap_or_else(|e| e.into_inner());
+        if bells.is_empty() {
+            return;
+        }
+        for event in events {
+            if let Some(bell) = bells.get(&event.tenant_id) {
+                bell.send_replace(event.cursor);
+            }
+        }
+        bells.retain(|_, bell| bell.receiver_count() > 0);
     }
 
     /// Whether the tailer is listening (for `/ready`).
@@ -174,6 +207,8 @@ impl Feed {
             }
         }
         live.cursor = last.cursor;
+        drop(live);
+        self.ring(events);
     }
 }
 

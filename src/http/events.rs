@@ -94,19 +94,23 @@ async fn list(
     let query =
         FeedQuery { tenant_id: &who.tenant_id, user_id: &who.user_id, after, until: None, types: &types, limit };
     let deadline = Instant::now() + wait;
-    let mut head = state.feed.watch();
+    let mut bell = state.feed.tenant_watch(&who.tenant_id);
     loop {
-        head.borrow_and_update();
+        bell.borrow_and_update();
         let page = state.store.read_feed(&query).await?;
         if !page.events.is_empty() || Instant::now() >= deadline || state.shutdown.is_cancelled() {
             let cursor = page.events.last().map_or(after, |e| e.cursor);
             return Ok(Json(ListResponse { events: page.events, cursor, has_more: page.has_more, reset: None }));
         }
-        // Woken when the tailer delivers new events (the NOTIFY doorbell).
+        // Woken when the tailer delivers this tenant's events (the NOTIFY doorbell).
+        metrics::gauge!("eventfeed_long_polls_waiting").increment(1.0);
         tokio::select! {
-            _ = tokio::time::timeout_at(deadline, head.changed()) => {}
+            _ = tokio::time::timeout_at(deadline, bell.changed()) => {
+                metrics::counter!("eventfeed_long_poll_wakeups_total").increment(1);
+            }
             _ = state.shutdown.cancelled() => {}
         }
+        metrics::gauge!("eventfeed_long_polls_waiting").decrement(1.0);
     }
 }
 

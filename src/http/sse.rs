@@ -84,9 +84,9 @@ async fn send_all(state: &AppState, who: &Principal, types: &TypeFilter, start: 
             head
         }
     };
-    let mut head = state.feed.watch();
+    let mut bell = state.feed.tenant_watch(&who.tenant_id);
     loop {
-        head.borrow_and_update();
+        bell.borrow_and_update();
         let query = FeedQuery {
             tenant_id: &who.tenant_id,
             user_id: &who.user_id,
@@ -117,7 +117,7 @@ async fn send_all(state: &AppState, who: &Principal, types: &TypeFilter, start: 
                 return;
             }
         }
-        if !page.has_more && head.changed().await.is_err() {
+        if !page.has_more && bell.changed().await.is_err() {
             return;
         }
     }
