@@ -12,6 +12,7 @@ pub mod event;
 pub mod feed;
 pub mod http;
 pub mod metrics;
+pub mod serve;
 pub mod socket;
 pub mod store;
 
@@ -27,7 +28,6 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderName, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
-use axum::serve::ListenerExt as _;
 use futures::future::BoxFuture;
 use metrics_exporter_prometheus::PrometheusHandle;
 use socketioxide::SocketIo;
@@ -126,6 +126,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         }
     };
     let router = router
+        .layer(axum::middleware::from_fn(serve::limit_headers))
         .layer(axum::middleware::from_fn(metrics::track_http))
         .layer(DefaultBodyLimit::max(16 * 1024 * 1024 + 2 * state.config.max_event_bytes))
         .layer(axum::middleware::from_fn_with_state(state.clone(), check_socket_origin))
@@ -210,15 +211,8 @@ pub async fn run(
         stopping.cancel();
         close_sockets().await;
     };
-    // Live delivery writes each socket once per tailer read; Nagle's algorithm
-    // would hold such a write back until the client acknowledges the last one.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    let served = axum::serve(listener, router).with_graceful_shutdown(graceful).await;
+    serve::serve(listener, router, graceful).await;
     state.feed.stop();
     state.store.close().await;
-    served.context("the HTTP server failed")
+    Ok(())
 }

@@ -199,3 +199,37 @@ both_stores!(long_polls_wake_only_for_their_own_tenant, |s: common::TestServer| 
         assert_eq!((status, page["events"].as_array().unwrap().len()), (StatusCode::OK, 1));
     }
 });
+
+/// A connection that never finishes its headers, or sits idle after a
+/// request, is closed after the header timeout: trickling clients cannot hold
+/// the server's file descriptors. Too many headers get 431 with the error body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_idle_connections_are_closed_and_header_floods_get_431() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let s = common::TestServer::sqlite().await;
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let limit = eventfeed::serve::HEADER_TIMEOUT + Duration::from_secs(10);
+    let closed_within = |mut conn: tokio::net::TcpStream| async move {
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(limit, conn.read_to_end(&mut rest)).await;
+        assert!(read.is_ok(), "the server kept the connection open for {limit:?}");
+        rest
+    };
+    let mut trickle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    trickle.write_all(b"GET /health HTTP/1.1\r\nHost: eventfeed\r\nX-Slow: ").await.unwrap();
+    let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    idle.write_all(b"GET /health HTTP/1.1\r\nHost: eventfeed\r\n\r\n").await.unwrap();
+    let (trickled, idled) = tokio::join!(closed_within(trickle), closed_within(idle));
+    assert!(!String::from_utf8_lossy(&trickled).contains("200 OK"));
+    assert!(String::from_utf8_lossy(&idled).starts_with("HTTP/1.1 200"), "the request before the idle time was served");
+
+    let mut flood = s.http.get(format!("{}/health", s.base));
+    for i in 0..150 {
+        flood = flood.header(format!("x-h{i}"), "v");
+    }
+    let (status, body) = common::send(flood).await;
+    assert_eq!(status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    assert_eq!(body["error"]["code"], "too_large", "{body}");
+    s.stop().await;
+}
