@@ -4,16 +4,14 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::{AuthUser, Params, body, json, limit};
+use super::{AppJson, AuthUser, Params, limit};
 use crate::AppState;
 use crate::cursor::Cursor;
 use crate::error::{Error, Result};
@@ -30,10 +28,9 @@ async fn append(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
     headers: HeaderMap,
-    raw: Result<Bytes, BytesRejection>,
+    AppJson(value): AppJson<Value>,
 ) -> Result<(StatusCode, Json<Appended>)> {
     who.require_publisher()?;
-    let value: Value = json(&body(raw)?)?;
     let key = match headers.get("idempotency-key") {
         Some(v) => Some(v.to_str().map_err(|_| Error::Invalid("Idempotency-Key must be visible ASCII".into()))?),
         None => None,
@@ -125,9 +122,8 @@ struct AckBody {
 async fn ack(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
-    raw: Result<Bytes, BytesRejection>,
+    AppJson(ack): AppJson<AckBody>,
 ) -> Result<StatusCode> {
-    let ack: AckBody = json(&body(raw)?)?;
     let key = ConsumerKey { tenant_id: &who.tenant_id, user_id: &who.user_id, consumer: consumer_name(&ack.consumer)? };
     state.store.save_cursor(key, ack.cursor.parse()?).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -10,7 +10,7 @@ mod streams;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequestParts, Query};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use serde::de::DeserializeOwned;
@@ -70,15 +70,19 @@ pub fn limit(limit: Option<i64>) -> Result<i64, Error> {
     }
 }
 
-/// A request body, or `too_large` / `invalid` in the contract's form.
-pub fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Error> {
-    body.map_err(|e| match e {
-        BytesRejection::FailedToBufferBody(_) => Error::TooLarge("the request body is too large".into()),
-        other => Error::Invalid(other.body_text()),
-    })
-}
+/// A JSON request body parsed into `T`; a body that is too large, unreadable
+/// or not the right JSON gets the contract's error body. The content type is
+/// not checked: clients that send JSON as `text/plain` are served too.
+pub struct AppJson<T>(pub T);
 
-/// Parses a JSON body into `T`, naming what is wrong.
-pub fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
-    serde_json::from_slice(bytes).map_err(|e| Error::Invalid(format!("malformed JSON body: {e}")))
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for AppJson<T> {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| match e {
+            BytesRejection::FailedToBufferBody(_) => Error::TooLarge("the request body is too large".into()),
+            other => Error::Invalid(other.body_text()),
+        })?;
+        serde_json::from_slice(&bytes).map(AppJson).map_err(|e| Error::Invalid(format!("malformed JSON body: {e}")))
+    }
 }
