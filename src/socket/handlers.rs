@@ -2,8 +2,10 @@
 
 use std::sync::Arc;
 
+use std::future::Future;
+
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::{Value, json};
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, Event, Extension, SocketRef, State, TryData};
@@ -20,15 +22,54 @@ type Ext = Extension<Arc<Session>>;
 type Payload = TryData<Value>;
 
 pub(super) fn register<A: Adapter>(s: &SocketRef<A>) {
-    s.on("feed:ack", feed_ack::<A>);
-    s.on("feed:subscribe", feed_subscribe::<A>);
-    s.on("event:append", event_append::<A>);
-    s.on("presence:list", presence_list::<A>);
-    s.on("request:current-state", current_state::<A>);
-    s.on("auth:refresh", auth_refresh::<A>);
-    s.on("user:typing", user_typing::<A>);
-    s.on("join-tenant", join_tenant::<A>);
+    command(s, "feed:ack", feed_ack::<A>);
+    command(s, "feed:subscribe", feed_subscribe::<A>);
+    command(s, "event:append", event_append::<A>);
+    command(s, "presence:list", presence_list::<A>);
+    command(s, "auth:refresh", auth_refresh::<A>);
+    command(s, "join-tenant", join_tenant::<A>);
+    command(s, "request:current-state", current_state::<A>);
+    command(s, "user:typing", user_typing::<A>);
     s.on_fallback(unknown::<A>);
+}
+
+/// What a command runs with.
+struct Ctx<A: Adapter> {
+    socket: SocketRef<A>,
+    session: Arc<Session>,
+    state: AppState,
+    /// Whether the client asked for an acknowledgement.
+    wants_ack: bool,
+}
+
+/// Registers a client command: rate-limited, its payload parsed into `P`
+/// (`invalid` when it has the wrong shape), its outcome sent as the ack if
+/// the client asked for one.
+fn command<A, P, F, Fut>(s: &SocketRef<A>, name: &'static str, run: F)
+where
+    A: Adapter,
+    P: DeserializeOwned + Send + 'static,
+    F: Fn(Ctx<A>, P) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Value, Error>> + Send + 'static,
+{
+    s.on(
+        name,
+        move |socket: SocketRef<A>,
+              Extension(session): Ext,
+              State(state): State<AppState>,
+              data: Payload,
+              ack: AckSender<A>,
+              WantsAck(wants_ack): WantsAck| {
+            let run = run.clone();
+            async move {
+                let outcome = match admitted(&socket, &session).and_then(|()| payload(data)) {
+                    Ok(p) => run(Ctx { socket, session, state, wants_ack }, p).await,
+                    Err(e) => Err(e),
+                };
+                reply(ack, outcome);
+            }
+        },
+    );
 }
 
 /// Sends an acknowledgement if the client asked for one.
@@ -53,10 +94,9 @@ fn admitted<A: Adapter>(s: &SocketRef<A>, session: &Session) -> Result<(), Error
     }
 }
 
-/// Parses an event's payload into `T`, with `invalid` when it has the wrong shape.
+/// Parses an event's payload (`null` when there is none) into `T`.
 fn payload<T: DeserializeOwned>(data: Payload) -> Result<T, Error> {
-    let value = data.0.map_err(|_| Error::Invalid("the payload is not JSON".into()))?;
-    serde_json::from_value(value).map_err(|e| Error::Invalid(format!("payload: {e}")))
+    serde_json::from_value(data.0.unwrap_or(Value::Null)).map_err(|e| Error::Invalid(format!("payload: {e}")))
 }
 
 #[derive(Deserialize)]
@@ -65,26 +105,16 @@ struct AckPayload {
     cursor: String,
 }
 
-async fn feed_ack<A: Adapter>(
-    s: SocketRef<A>,
-    Extension(session): Ext,
-    State(state): State<AppState>,
-    data: Payload,
-    ack: AckSender<A>,
-) {
-    let result = async {
-        admitted(&s, &session)?;
-        let p: AckPayload = payload(data)?;
-        let cursor: Cursor = p.cursor.parse()?;
-        let consumer = session
-            .consumer
-            .as_deref()
-            .ok_or_else(|| Error::Invalid("connect with auth.consumer to store a cursor".into()))?;
-        let key = ConsumerKey { tenant_id: &session.tenant_id, user_id: &session.user_id, consumer };
-        state.store.save_cursor(key, cursor).await?;
-        Ok(json!({ "ok": true }))
-    };
-    reply(ack, result.await);
+async fn feed_ack<A: Adapter>(c: Ctx<A>, p: AckPayload) -> Result<Value, Error> {
+    let cursor: Cursor = p.cursor.parse()?;
+    let session = &c.session;
+    let consumer = session
+        .consumer
+        .as_deref()
+        .ok_or_else(|| Error::Invalid("connect with auth.consumer to store a cursor".into()))?;
+    let key = ConsumerKey { tenant_id: &session.tenant_id, user_id: &session.user_id, consumer };
+    c.state.store.save_cursor(key, cursor).await?;
+    Ok(json!({ "ok": true }))
 }
 
 #[derive(Deserialize)]
@@ -93,68 +123,36 @@ struct SubscribePayload {
     types: Vec<String>,
 }
 
-async fn feed_subscribe<A: Adapter>(s: SocketRef<A>, Extension(session): Ext, data: Payload, ack: AckSender<A>) {
-    let result = (|| {
-        admitted(&s, &session)?;
-        let p: SubscribePayload = payload(data)?;
-        session.set_filter(TypeFilter::parse(p.types.iter().map(String::as_str))?);
-        Ok(json!({ "ok": true }))
-    })();
-    reply(ack, result);
+async fn feed_subscribe<A: Adapter>(c: Ctx<A>, p: SubscribePayload) -> Result<Value, Error> {
+    c.session.set_filter(TypeFilter::parse(p.types.iter().map(String::as_str))?);
+    Ok(json!({ "ok": true }))
 }
 
-async fn event_append<A: Adapter>(
-    s: SocketRef<A>,
-    Extension(session): Ext,
-    State(state): State<AppState>,
-    data: Payload,
-    ack: AckSender<A>,
-) {
-    let result = async {
-        admitted(&s, &session)?;
-        let who = session.principal();
-        who.require_publisher()?;
-        let value = data.0.map_err(|_| Error::Invalid("the payload is not JSON".into()))?;
-        if !value.is_object() || value.get("events").is_some() {
-            return Err(Error::Invalid("event:append takes one event object".into()));
-        }
-        let request = crate::append::parse_request(value, &who, state.config.max_event_bytes, None)?;
-        let mut events = state.appender.append(request).await?;
-        Ok(json!({ "ok": true, "event": events.pop() }))
-    };
-    reply(ack, result.await);
+async fn event_append<A: Adapter>(c: Ctx<A>, value: Value) -> Result<Value, Error> {
+    let who = c.session.principal();
+    who.require_publisher()?;
+    if !value.is_object() || value.get("events").is_some() {
+        return Err(Error::Invalid("event:append takes one event object".into()));
+    }
+    let request = crate::append::parse_request(value, &who, c.state.config.max_event_bytes, None)?;
+    let mut events = c.state.appender.append(request).await?;
+    Ok(json!({ "ok": true, "event": events.pop() }))
 }
 
-async fn presence_list<A: Adapter>(s: SocketRef<A>, Extension(session): Ext, ack: AckSender<A>) {
-    let result = async {
-        admitted(&s, &session)?;
-        Ok(json!({ "users": presence::list(&s, &session).await }))
-    };
-    reply(ack, result.await);
+async fn presence_list<A: Adapter>(c: Ctx<A>, _: IgnoredAny) -> Result<Value, Error> {
+    Ok(json!({ "users": presence::list(&c.socket, &c.session).await }))
 }
 
 /// With an acknowledgement: `{ cursor, online }`. Without one (clients
 /// written for other servers): the same, emitted as `reconnected`.
-async fn current_state<A: Adapter>(
-    s: SocketRef<A>,
-    Extension(session): Ext,
-    State(state): State<AppState>,
-    ack: AckSender<A>,
-    wants: WantsAck,
-) {
-    let result = async {
-        admitted(&s, &session)?;
-        let online = presence::list(&s, &session).await;
-        let cursor = crate::feed::tenant_head(&state.store, &session.tenant_id).await?;
-        Ok(json!({ "cursor": cursor, "online": online }))
-    };
-    match (result.await, wants.0) {
-        (result, true) => reply(ack, result),
-        (Ok(state), false) => {
-            let _ = s.emit("reconnected", &state);
-        }
-        (Err(_), false) => {}
+async fn current_state<A: Adapter>(c: Ctx<A>, _: IgnoredAny) -> Result<Value, Error> {
+    let online = presence::list(&c.socket, &c.session).await;
+    let cursor = crate::feed::tenant_head(&c.state.store, &c.session.tenant_id).await?;
+    let state = json!({ "cursor": cursor, "online": online });
+    if !c.wants_ack {
+        let _ = c.socket.emit("reconnected", &state);
     }
+    Ok(state)
 }
 
 #[derive(Deserialize)]
@@ -163,25 +161,14 @@ struct RefreshPayload {
     token: String,
 }
 
-async fn auth_refresh<A: Adapter>(
-    s: SocketRef<A>,
-    Extension(session): Ext,
-    State(state): State<AppState>,
-    data: Payload,
-    ack: AckSender<A>,
-) {
-    let result = (|| {
-        admitted(&s, &session)?;
-        let p: RefreshPayload = payload(data)?;
-        let who = state.verifier.verify(&p.token)?;
-        if who.user_id != session.user_id || who.tenant_id != session.tenant_id {
-            return Err(Error::Forbidden("the new token is for another user or tenant".into()));
-        }
-        let exp = who.exp;
-        session.set_principal(who);
-        Ok(json!({ "ok": true, "exp": exp }))
-    })();
-    reply(ack, result);
+async fn auth_refresh<A: Adapter>(c: Ctx<A>, p: RefreshPayload) -> Result<Value, Error> {
+    let who = c.state.verifier.verify(&p.token)?;
+    if who.user_id != c.session.user_id || who.tenant_id != c.session.tenant_id {
+        return Err(Error::Forbidden("the new token is for another user or tenant".into()));
+    }
+    let exp = who.exp;
+    c.session.set_principal(who);
+    Ok(json!({ "ok": true, "exp": exp }))
 }
 
 #[derive(Deserialize)]
@@ -192,39 +179,28 @@ struct TypingPayload {
 }
 
 /// Relayed to the rest of the tenant on every node; never stored.
-async fn user_typing<A: Adapter>(s: SocketRef<A>, Extension(session): Ext, data: Payload, ack: AckSender<A>) {
-    let result = async {
-        admitted(&s, &session)?;
-        let p: TypingPayload = payload(data)?;
-        let relay = json!({
-            "userId": session.user_id,
-            "username": session.username,
-            "resourceId": p.resource_id,
-            "resourceType": p.resource_type,
-        });
-        s.to(tenant_room(&session.tenant_id))
-            .emit("user:typing", &relay)
-            .await
-            .map_err(|e| Error::internal(anyhow::anyhow!("typing relay: {e}")))?;
-        Ok(json!({ "ok": true }))
-    };
-    let result = result.await;
-    if result.is_err() {
-        reply(ack, result);
-    }
+async fn user_typing<A: Adapter>(c: Ctx<A>, p: TypingPayload) -> Result<Value, Error> {
+    let relay = json!({
+        "userId": c.session.user_id,
+        "username": c.session.username,
+        "resourceId": p.resource_id,
+        "resourceType": p.resource_type,
+    });
+    c.socket
+        .to(tenant_room(&c.session.tenant_id))
+        .emit("user:typing", &relay)
+        .await
+        .map_err(|e| Error::internal(anyhow::anyhow!("typing relay: {e}")))?;
+    Ok(json!({ "ok": true }))
 }
 
 /// For clients written for hand-made servers: a no-op for the token's own
 /// tenant (the socket is already in its room), `forbidden` for any other.
-async fn join_tenant<A: Adapter>(s: SocketRef<A>, Extension(session): Ext, data: Payload, ack: AckSender<A>) {
-    let result = (|| {
-        admitted(&s, &session)?;
-        match data.0.ok().as_ref().and_then(Value::as_str) {
-            Some(t) if t == session.tenant_id => Ok(json!({ "ok": true, "room": tenant_room(t) })),
-            _ => Err(Error::Forbidden("a socket can only be in its token's tenant".into())),
-        }
-    })();
-    reply(ack, result);
+async fn join_tenant<A: Adapter>(c: Ctx<A>, tenant: Value) -> Result<Value, Error> {
+    match tenant.as_str() {
+        Some(t) if t == c.session.tenant_id => Ok(json!({ "ok": true, "room": tenant_room(t) })),
+        _ => Err(Error::Forbidden("a socket can only be in its token's tenant".into())),
+    }
 }
 
 async fn unknown<A: Adapter>(s: SocketRef<A>, Extension(session): Ext, Event(name): Event, ack: AckSender<A>) {
@@ -233,7 +209,7 @@ async fn unknown<A: Adapter>(s: SocketRef<A>, Extension(session): Ext, Event(nam
 }
 
 /// Whether the client asked for an acknowledgement.
-pub(super) struct WantsAck(bool);
+struct WantsAck(bool);
 
 impl<A: Adapter> socketioxide::handler::FromMessageParts<A> for WantsAck {
     type Error = std::convert::Infallible;
