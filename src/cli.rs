@@ -7,17 +7,21 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::Value;
 
 use crate::auth::Verifier;
-use crate::config::{Config, parse_duration};
+use crate::config::{Config, JwtConfig, LogConfig, StoreConfig, parse_duration};
 
 #[derive(Parser, Debug)]
 #[command(
     name = "eventfeed",
     version,
-    about = "A durable event store with a realtime Socket.IO feed that clients can replay"
+    about = "A durable event store with a realtime Socket.IO feed that clients can replay",
+    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
+    /// The server's settings, when no command is given.
     #[command(flatten)]
     pub config: Config,
+    #[command(flatten)]
+    pub log: LogConfig,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -25,9 +29,9 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the server (the default).
-    Serve,
+    Serve(Box<Config>),
     /// Apply the store's migrations and exit.
-    Migrate,
+    Migrate(StoreConfig),
     /// Print a development JWT signed with EVENTFEED_JWT_SECRET.
     Token {
         #[command(flatten)]
@@ -35,36 +39,43 @@ pub enum Command {
         /// How long the token lives (e.g. 24h, 30m).
         #[arg(long, default_value = "24h", value_parser = parse_duration)]
         ttl: Duration,
+        #[command(flatten, next_help_heading = "Signing")]
+        jwt: JwtConfig,
     },
     /// Append one event through a running server's HTTP API.
     Append {
-        #[command(flatten)]
-        client: Client,
+        /// The stream the event is about, e.g. `invoice-42`.
         #[arg(long)]
         stream: String,
+        /// The event's type, `domain:action`, e.g. `invoice:paid`.
         #[arg(long = "type")]
         event_type: String,
         /// The event's data, a JSON object.
         #[arg(long, default_value = "{}")]
         data: String,
+        #[command(flatten, next_help_heading = "Server")]
+        client: Client,
     },
     /// Print a running server's feed as JSON lines, like `tail -f`.
     Tail {
-        #[command(flatten)]
-        client: Client,
         /// Start after this cursor (default `0`: from the beginning).
         #[arg(long, default_value = "0")]
         after: String,
         /// Comma list of type patterns, e.g. `invoice:*,expense:approved`.
         #[arg(long)]
         types: Option<String>,
+        #[command(flatten, next_help_heading = "Server")]
+        client: Client,
     },
 }
 
+/// Who a minted token is for.
 #[derive(Args, Debug)]
 pub struct Identity {
+    /// The tenant (the `tenant_id` claim).
     #[arg(long, default_value = "acme")]
     pub tenant: String,
+    /// The user id (the `sub` claim).
     #[arg(long, default_value = "dev")]
     pub user: String,
     /// Display name (the `name` claim).
@@ -75,57 +86,57 @@ pub struct Identity {
     pub roles: Vec<String>,
 }
 
+/// How to reach a running server, and as whom.
 #[derive(Args, Debug)]
 pub struct Client {
-    #[command(flatten)]
-    pub who: Identity,
     /// The server's base URL. Default: http://EVENTFEED_ADDR.
     #[arg(long)]
     pub url: Option<String>,
-    /// A token to send. Default: one minted with EVENTFEED_JWT_SECRET.
+    /// The address the server listens on, when --url is not given.
+    #[arg(long, env = "EVENTFEED_ADDR", default_value = "127.0.0.1:3000")]
+    pub addr: std::net::SocketAddr,
+    /// A token to send. Default: one minted with EVENTFEED_JWT_SECRET for --tenant and --user.
     #[arg(long, env = "EVENTFEED_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    #[command(flatten)]
+    pub who: Identity,
+    #[command(flatten)]
+    pub jwt: JwtConfig,
 }
 
 impl Client {
-    fn base(&self, config: &Config) -> String {
-        self.url.clone().unwrap_or_else(|| format!("http://{}", config.addr)).trim_end_matches('/').to_owned()
+    fn base(&self) -> String {
+        self.url.clone().unwrap_or_else(|| format!("http://{}", self.addr)).trim_end_matches('/').to_owned()
     }
 
-    fn token(&self, config: &Config) -> anyhow::Result<String> {
+    fn token(&self) -> anyhow::Result<String> {
         match &self.token {
             Some(token) => Ok(token.clone()),
-            None => mint(config, &self.who, Duration::from_secs(3600)),
+            None => mint(&self.jwt, &self.who, Duration::from_secs(3600)),
         }
     }
 }
 
-fn mint(config: &Config, who: &Identity, ttl: Duration) -> anyhow::Result<String> {
-    Verifier::from_config(&config.jwt)?.mint(
-        &who.tenant,
-        &who.user,
-        who.name.as_deref(),
-        &who.roles,
-        ttl.as_secs() as i64,
-    )
+fn mint(jwt: &JwtConfig, who: &Identity, ttl: Duration) -> anyhow::Result<String> {
+    Verifier::from_config(jwt)?.mint(&who.tenant, &who.user, who.name.as_deref(), &who.roles, ttl.as_secs() as i64)
 }
 
 /// Runs the commands that are not `serve`.
-pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve => unreachable!("serve is run by main"),
-        Command::Migrate => {
-            let store = crate::store::open(&config).await?;
+        Command::Serve(_) => anyhow::bail!("serve is run by main"),
+        Command::Migrate(store) => {
+            let store = crate::store::open(&store).await?;
             println!("migrations applied ({} store)", store.kind());
             store.close().await;
         }
-        Command::Token { who, ttl } => println!("{}", mint(&config, &who, ttl)?),
+        Command::Token { who, ttl, jwt } => println!("{}", mint(&jwt, &who, ttl)?),
         Command::Append { client, stream, event_type, data } => {
             let data: Value = serde_json::from_str(&data).context("--data is not JSON")?;
             let body = serde_json::json!({ "stream": stream, "type": event_type, "data": data });
             let response = reqwest::Client::new()
-                .post(format!("{}/api/events", client.base(&config)))
-                .bearer_auth(client.token(&config)?)
+                .post(format!("{}/api/events", client.base()))
+                .bearer_auth(client.token()?)
                 .json(&body)
                 .send()
                 .await
@@ -135,15 +146,15 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             anyhow::ensure!(status.is_success(), "the server answered {status}: {text}");
             println!("{text}");
         }
-        Command::Tail { client, after, types } => tail(&config, &client, after, types).await?,
+        Command::Tail { client, after, types } => tail(&client, after, types).await?,
     }
     Ok(())
 }
 
-async fn tail(config: &Config, client: &Client, mut after: String, types: Option<String>) -> anyhow::Result<()> {
+async fn tail(client: &Client, mut after: String, types: Option<String>) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
-    let url = format!("{}/api/events", client.base(config));
-    let token = client.token(config)?;
+    let url = format!("{}/api/events", client.base());
+    let token = client.token()?;
     loop {
         let mut query = vec![("after", after.clone()), ("wait", "30".to_owned()), ("limit", "1000".to_owned())];
         if let Some(types) = &types {
@@ -165,5 +176,42 @@ async fn tail(config: &Config, client: &Client, mut after: String, types: Option
         if let Some(cursor) = page["cursor"].as_str() {
             after = cursor.to_owned();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    fn help(sub: &str) -> String {
+        Cli::command().find_subcommand_mut(sub).unwrap().render_long_help().to_string()
+    }
+
+    #[test]
+    fn each_command_shows_only_the_settings_it_uses() {
+        for (sub, absent) in [
+            ("token", &["--addr", "--database-url", "--cors-origins"][..]),
+            ("migrate", &["--jwt-secret", "--addr", "--retention"]),
+            ("append", &["--database-url", "--retention", "--namespaces"]),
+            ("tail", &["--database-url", "--max-event-bytes"]),
+        ] {
+            let text = help(sub);
+            for flag in absent {
+                assert!(!text.contains(flag), "{sub} --help shows {flag}:\n{text}");
+            }
+        }
+        // Its own flags come first.
+        let append = help("append");
+        assert!(append.find("--stream").unwrap() < append.find("--url").unwrap());
+    }
+
+    #[test]
+    fn the_algorithm_ignores_case_and_the_server_takes_its_flags_without_serve() {
+        let cli = Cli::try_parse_from(["eventfeed", "--addr", "127.0.0.1:0", "--jwt-alg", "hs256"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.config.jwt.alg, Some(crate::config::JwtAlg::HS256));
+        assert!(Cli::try_parse_from(["eventfeed", "serve", "--addr", "127.0.0.1:0"]).is_ok());
     }
 }

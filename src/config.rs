@@ -8,73 +8,85 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+/// The server's settings. Each subcommand takes only the groups it uses.
 #[derive(Args, Clone, Debug)]
 pub struct Config {
-    /// PostgreSQL URL (postgres://…). Unset: the embedded SQLite store in --data-file.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
-    pub database_url: Option<Secret>,
-
-    /// The embedded store's file, used when DATABASE_URL is unset.
-    #[arg(long, env = "EVENTFEED_DATA_FILE", default_value = "eventfeed.db", global = true)]
-    pub data_file: PathBuf,
+    #[command(flatten)]
+    pub store: StoreConfig,
 
     /// Address to listen on. Port 0 picks a free port and prints it.
-    #[arg(long, env = "EVENTFEED_ADDR", default_value = "127.0.0.1:3000", global = true)]
+    #[arg(long, env = "EVENTFEED_ADDR", default_value = "127.0.0.1:3000")]
     pub addr: SocketAddr,
 
     #[command(flatten)]
     pub jwt: JwtConfig,
 
     /// Largest serialized `data` of one event, in bytes.
-    #[arg(long, env = "EVENTFEED_MAX_EVENT_BYTES", default_value_t = 256 * 1024, global = true)]
+    #[arg(long, env = "EVENTFEED_MAX_EVENT_BYTES", default_value_t = 256 * 1024)]
     pub max_event_bytes: usize,
 
     /// Delete events older than this (e.g. 90d, 12h, 30m). Unset: keep forever.
-    #[arg(long, env = "EVENTFEED_RETENTION", value_parser = parse_retention, global = true)]
+    #[arg(long, env = "EVENTFEED_RETENTION", value_parser = parse_retention)]
     pub retention: Option<Duration>,
 
     /// Comma list of allowed browser origins, or `*`. Unset: no CORS headers.
-    #[arg(long, env = "EVENTFEED_CORS_ORIGINS", value_parser = parse_origins, global = true)]
+    #[arg(long, env = "EVENTFEED_CORS_ORIGINS", value_parser = parse_origins)]
     pub cors_origins: Option<Origins>,
 
     /// Socket.IO namespaces to serve, each with an optional default type
     /// filter: `/,/dashboard=kpi:*|metrics:*`.
-    #[arg(long, env = "EVENTFEED_NAMESPACES", default_value = "/", global = true)]
+    #[arg(long, env = "EVENTFEED_NAMESPACES", default_value = "/")]
     pub namespaces: String,
+}
 
+/// Where events are stored.
+#[derive(Args, Clone, Debug)]
+pub struct StoreConfig {
+    /// PostgreSQL URL (postgres://…). Unset: the embedded SQLite store in --data-file.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<Secret>,
+
+    /// The embedded store's file, used when DATABASE_URL is unset.
+    #[arg(long, env = "EVENTFEED_DATA_FILE", default_value = "eventfeed.db")]
+    pub data_file: PathBuf,
+}
+
+/// Logging, for every command.
+#[derive(Args, Clone, Debug)]
+pub struct LogConfig {
     /// Log filter, e.g. `info` or `eventfeed=debug,sqlx=warn`.
     #[arg(long = "log", env = "RUST_LOG", default_value = "info", global = true)]
-    pub log: String,
+    pub filter: String,
 
     /// Log format.
-    #[arg(long, env = "EVENTFEED_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
-    pub log_format: LogFormat,
+    #[arg(long = "log-format", env = "EVENTFEED_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub format: LogFormat,
 }
 
 #[derive(Args, Clone, Debug)]
 pub struct JwtConfig {
     /// Shared secret for HS256 tokens.
-    #[arg(long = "jwt-secret", env = "EVENTFEED_JWT_SECRET", hide_env_values = true, global = true)]
+    #[arg(long = "jwt-secret", env = "EVENTFEED_JWT_SECRET", hide_env_values = true)]
     pub secret: Option<Secret>,
 
     /// PEM file with the public key for RS256 or ES256 tokens.
-    #[arg(long = "jwt-public-key", env = "EVENTFEED_JWT_PUBLIC_KEY", global = true)]
+    #[arg(long = "jwt-public-key", env = "EVENTFEED_JWT_PUBLIC_KEY")]
     pub public_key: Option<PathBuf>,
 
     /// The one accepted algorithm. Default: HS256 with a secret, RS256 with a public key.
-    #[arg(long = "jwt-alg", env = "EVENTFEED_JWT_ALG", value_enum, global = true)]
+    #[arg(long = "jwt-alg", env = "EVENTFEED_JWT_ALG", value_enum, ignore_case = true)]
     pub alg: Option<JwtAlg>,
 
     /// The claim that names the tenant.
-    #[arg(long = "jwt-tenant-claim", env = "EVENTFEED_JWT_TENANT_CLAIM", default_value = "tenant_id", global = true)]
+    #[arg(long = "jwt-tenant-claim", env = "EVENTFEED_JWT_TENANT_CLAIM", default_value = "tenant_id")]
     pub tenant_claim: String,
 
     /// Required `iss`, when set.
-    #[arg(long = "jwt-issuer", env = "EVENTFEED_JWT_ISSUER", global = true)]
+    #[arg(long = "jwt-issuer", env = "EVENTFEED_JWT_ISSUER")]
     pub issuer: Option<String>,
 
     /// Required `aud`, when set.
-    #[arg(long = "jwt-audience", env = "EVENTFEED_JWT_AUDIENCE", global = true)]
+    #[arg(long = "jwt-audience", env = "EVENTFEED_JWT_AUDIENCE")]
     pub audience: Option<String>,
 }
 

@@ -82,7 +82,7 @@ pub struct Server {
 pub async fn build(config: Config) -> anyhow::Result<Server> {
     let verifier = Verifier::from_config(&config.jwt)?;
     let namespaces = config.namespaces().map_err(|e| anyhow::anyhow!("EVENTFEED_NAMESPACES: {e}"))?;
-    let store = store::open(&config).await?;
+    let store = store::open(&config.store).await?;
     // Batches committing at once: PostgreSQL runs them side by side; SQLite has one writer.
     let appender = Appender::start(store.clone(), if matches!(store, Store::Postgres(_)) { 4 } else { 1 });
     let feed = Feed::start(store.clone()).await.map_err(|e| anyhow::anyhow!("cannot read the store: {e}"))?;

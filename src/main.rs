@@ -17,7 +17,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 fn main() -> ExitCode {
     let _ = dotenvy::dotenv();
     let cli = Cli::parse();
-    init_tracing(cli.config.log_format, &cli.config.log);
+    init_tracing(cli.log.format, &cli.log.filter);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -26,9 +26,10 @@ fn main() -> ExitCode {
         }
     };
     let outcome = runtime.block_on(async move {
-        match cli.command.unwrap_or(Command::Serve) {
-            Command::Serve => serve(cli.config).await,
-            other => eventfeed::cli::run(other, cli.config).await,
+        match cli.command {
+            None => serve(cli.config).await,
+            Some(Command::Serve(config)) => serve(*config).await,
+            Some(other) => eventfeed::cli::run(other).await,
         }
     });
     match outcome {

@@ -112,7 +112,7 @@ impl Doorbell {
 
 /// Opens the store the config names: PostgreSQL when `DATABASE_URL` is set,
 /// else the embedded file.
-pub async fn open(config: &crate::config::Config) -> anyhow::Result<Store> {
+pub async fn open(config: &crate::config::StoreConfig) -> anyhow::Result<Store> {
     match &config.database_url {
         Some(url) => Ok(Store::Postgres(postgres::PgStore::connect(&url.0).await?)),
         None => Ok(Store::Sqlite(sqlite::SqliteStore::open(&config.data_file).await?)),
