@@ -128,6 +128,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     let router = router
         .layer(axum::middleware::from_fn(serve::limit_headers))
         .layer(axum::middleware::from_fn(metrics::track_http))
+        .layer(metrics::trace_layer())
         .layer(DefaultBodyLimit::max(16 * 1024 * 1024 + 2 * state.config.max_event_bytes))
         .layer(axum::middleware::from_fn_with_state(state.clone(), check_socket_origin))
         .layer(cors(state.config.cors_origins.as_ref()));

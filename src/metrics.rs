@@ -8,6 +8,9 @@ use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
+use tower_http::trace::{OnResponse, TraceLayer};
+use tracing::Span;
 
 /// The process's recorder, installed on first use.
 pub fn handle() -> PrometheusHandle {
@@ -31,6 +34,30 @@ pub fn handle() -> PrometheusHandle {
             handle
         })
         .clone()
+}
+
+/// A span per HTTP request (method, route, status), so every log line of a
+/// request names it; the answer and its latency are logged at debug level.
+pub fn trace_layer() -> RequestTrace {
+    fn span(req: &Request) -> Span {
+        let route = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
+        tracing::info_span!("request", method = %req.method(), route, status = tracing::field::Empty)
+    }
+    TraceLayer::new_for_http().make_span_with(span as fn(&Request) -> Span).on_request(()).on_response(OnAnswer)
+}
+
+pub type RequestTrace = TraceLayer<SharedClassifier<ServerErrorsAsFailures>, fn(&Request) -> Span, (), OnAnswer>;
+
+/// Records the status in the request's span and logs the answer.
+#[derive(Clone, Copy)]
+pub struct OnAnswer;
+
+impl<B> OnResponse<B> for OnAnswer {
+    fn on_response(self, response: &axum::http::Response<B>, latency: std::time::Duration, span: &Span) {
+        let status = response.status().as_u16();
+        span.record("status", status);
+        tracing::debug!(status, latency_ms = latency.as_secs_f64() * 1000.0, "answered");
+    }
 }
 
 /// A known method's name; anything else is `other`, so made-up methods

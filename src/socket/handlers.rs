@@ -9,6 +9,7 @@ use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::{Value, json};
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, Event, Extension, SocketRef, State, TryData};
+use tracing::Instrument as _;
 
 use super::presence::{self, tenant_room};
 use super::session::{Rate, Session};
@@ -61,6 +62,7 @@ where
               ack: AckSender<A>,
               WantsAck(wants_ack): WantsAck| {
             let run = run.clone();
+            let span = tracing::info_span!("command", name, tenant = %session.tenant_id, user = %session.user_id);
             async move {
                 let outcome = match admitted(&socket, &session).and_then(|()| payload(data)) {
                     Ok(p) => run(Ctx { socket, session, state, wants_ack }, p).await,
@@ -68,6 +70,7 @@ where
                 };
                 reply(ack, outcome);
             }
+            .instrument(span)
         },
     );
 }
