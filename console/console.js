@@ -96,9 +96,9 @@ function eventRow(e, columns, withDate = false) {
   const cells = {
     time: () => el('td', { class: 'time', title: e.timestamp }, formatTime(e.timestamp, withDate)),
     type: () => el('td', { class: 'type' }, el('code', {}, e.type)),
-    stream: () => el('td', {}, streamLink(e.stream)),
-    version: () => el('td', { class: 'num' }, String(e.version)),
-    actor: () => el('td', { title: e.actor ? e.actor.userId : '' }, actorText(e)),
+    stream: () => el('td', { class: 'stream' }, streamLink(e.stream)),
+    version: () => el('td', { class: 'num version' }, String(e.version)),
+    actor: () => el('td', { class: 'actor', title: e.actor ? e.actor.userId : '' }, actorText(e)),
     data: () => dataCell(e),
     cursor: () => el('td', { class: 'cursor mono' }, e.cursor),
   };

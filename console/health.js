@@ -11,7 +11,7 @@ const CHARTS = [
   {
     key: 'rate',
     title: 'Appends per second',
-    note: 'events committed, all nodes, as read by this node',
+    note: 'events committed on all nodes',
     unit: '/s',
     value: (now, before) => (before ? Math.max(0, (now.delivered - before.delivered) / ((now.t - before.t) / 1000)) : null),
   },
@@ -19,7 +19,7 @@ const CHARTS = [
   { key: 'lag', title: 'Delivery lag', note: 'append to this node’s read, newest event', unit: ' s', value: (now) => now.lag },
 ];
 
-const health = { samples: [], points: { rate: [], sockets: [], lag: [] }, timer: null, figures: {} };
+const health = { first: 0, samples: [], points: { rate: [], sockets: [], lag: [] }, timer: null, figures: {} };
 
 /** The value of an unlabelled metric in Prometheus text, or 0 when absent. */
 function metric(text, name) {
@@ -38,6 +38,7 @@ async function sample() {
       lag: metric(text, 'eventfeed_tailer_lag_seconds'),
     };
     const before = health.samples[health.samples.length - 1];
+    if (!before) health.first = now.t;
     health.samples = [...health.samples.slice(-1), now];
     for (const chart of CHARTS) {
       const value = chart.value(now, before);
@@ -76,28 +77,37 @@ function figure(chart) {
   const line = svg('polyline', { class: 'line', points: '' });
   drawing.append(area, line);
   const max = el('span', {}, '');
+  const since = el('span', {}, '');
   const node = el('figure', { class: 'chart', 'data-chart': chart.key },
     el('figcaption', {}, el('span', {}, el('h2', {}, chart.title), el('span', { class: 'label' }, chart.note)), value),
     drawing,
-    el('div', { class: 'axis', 'aria-hidden': 'true' }, el('span', {}, '−5 min'), max, el('span', {}, 'now')));
-  return { node, value, drawing, area, line, max };
+    el('div', { class: 'axis', 'aria-hidden': 'true' }, since, max, el('span', {}, 'now')));
+  return { node, value, drawing, area, line, max, since };
+}
+
+/** The time the charts span: what has been sampled, from one minute up to five. */
+function span(now) {
+  return Math.min(WINDOW_MS, Math.max(60000, now - health.first));
 }
 
 function draw() {
   const now = Date.now();
+  const width = span(now);
+  const since = width < 120000 ? `−${Math.round(width / 1000)} s` : `−${Math.round(width / 60000)} min`;
   for (const chart of CHARTS) {
     const f = health.figures[chart.key];
     const points = health.points[chart.key];
     if (!f || !points.length) continue;
     const top = Math.max(...points.map((p) => p.v), chart.key === 'lag' ? 0.1 : 1) * 1.15;
-    const xy = points.map((p) => [((p.t - (now - WINDOW_MS)) / WINDOW_MS) * 300, 99 - (p.v / top) * 98]);
+    const xy = points.map((p) => [((p.t - (now - width)) / width) * 300, 99 - (p.v / top) * 98]);
     const coords = xy.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(' ');
     f.line.setAttribute('points', coords);
     f.area.setAttribute('d', `M${xy[0][0].toFixed(1)},99 L${coords.replace(/ /g, ' L')} L${xy[xy.length - 1][0].toFixed(1)},99 Z`);
     const latest = format(points[points.length - 1].v, chart.unit);
     f.value.textContent = latest;
+    f.since.textContent = since;
     f.max.textContent = `max ${format(top / 1.15, chart.unit)}`;
-    f.drawing.setAttribute('aria-label', `${chart.title} over the last 5 minutes: now ${latest}, at most ${format(top / 1.15, chart.unit)}`);
+    f.drawing.setAttribute('aria-label', `${chart.title} over the last ${since.slice(1)}: now ${latest}, at most ${format(top / 1.15, chart.unit)}`);
   }
 }
 
