@@ -54,6 +54,7 @@ test('a refused token is explained; a valid one signs in and shows its tenant', 
   await page.fill('[data-test="token-input"]', token(T, 'u-ops', { roles: ['admin'] }).slice(0, -4) + 'AAAA');
   await page.click('[data-test="sign-in"]');
   await page.waitForSelector('#signin-error:has-text("Cannot sign in")');
+  await shot('sign-in');
   await accessible('sign-in');
   await page.fill('[data-test="token-input"]', admin);
   await page.click('[data-test="sign-in"]');
@@ -105,6 +106,7 @@ test('history search and its "more" pages match GET /api/audit', async () => {
   await page.fill('[data-test="history-type"]', 'ledger:*');
   await page.click('[data-test="history-search"]');
   await eventually('the first page', async () => (await cursors('history-list')).length === 50);
+  await shot('history');
   while (await page.isVisible('[data-test="history-more"]')) {
     const shown = (await cursors('history-list')).length;
     await page.click('[data-test="history-more"]');
@@ -120,7 +122,6 @@ test('history search and its "more" pages match GET /api/audit', async () => {
   await page.click('[data-test="history-search"]');
   const byStream = await auditAll(server, admin, { stream: 'invoice-1', actor: 'u-billing' });
   await eventually('the stream search', async () => (await cursors('history-list')).join() === byStream.map((e) => e.cursor).join());
-  await shot('history');
   await accessible('history');
 });
 
