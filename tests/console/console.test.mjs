@@ -74,7 +74,10 @@ test('live rows arrive newest first and never for another tenant', async () => {
   await accessible('live');
 });
 
-test('a type filter shows only matching events', async () => {
+test('a type filter shows only matching events; a bad one is explained', async () => {
+  await page.fill('[data-test="live-filter"]', 'not a type');
+  await page.press('[data-test="live-filter"]', 'Enter');
+  await page.waitForSelector('#live-status:has-text("stopped:")');
   await page.fill('[data-test="live-filter"]', 'invoice:*');
   await page.press('[data-test="live-filter"]', 'Enter');
   await page.waitForSelector('#live-status.live');
@@ -95,6 +98,27 @@ test('pause holds new rows and resume shows every one of them, in order', async 
   assert.deepEqual(await cursors('live-list'), [...held.map((e) => e.cursor).reverse(), ...before]);
   await page.fill('[data-test="live-filter"]', '');
   await page.press('[data-test="live-filter"]', 'Enter');
+});
+
+test('live resumes from its cursor when the server comes back', async () => {
+  const failedBefore = seen.failed.length;
+  const consoleBefore = seen.consoleErrors.length;
+  const resumedWith = [];
+  const watch = (r) => r.url().includes('/api/events/stream') && resumedWith.push(r.headers()['last-event-id']);
+  page.on('request', watch);
+  const [seenLast] = await append(server, publisher, invoice(20));
+  await page.waitForSelector(`[data-test="live-list"] [data-cursor="${seenLast.cursor}"]`);
+  const last = seenLast.cursor;
+  await server.stop();
+  // Appended while no server runs: only a resume from the cursor can show it.
+  await db.sql("SELECT eventfeed.append_event(tenant_id => 'acme', stream => 'while-away', type => 'invoice:voided', data => '{}'::jsonb)");
+  server = await startServer(db.url, { EVENTFEED_ADDR: new URL(server.url).host });
+  await page.waitForSelector('[data-test="live-list"] [data-stream="while-away"]', { timeout: 30000 });
+  page.off('request', watch);
+  assert.ok(resumedWith.includes(last), `reconnected with Last-Event-ID ${last}: ${resumedWith}`);
+  // The requests that failed while the server was down are expected.
+  seen.failed.splice(failedBefore);
+  seen.consoleErrors.splice(consoleBefore);
 });
 
 test('history search and its "more" pages match GET /api/audit', async () => {
@@ -218,8 +242,8 @@ test('every request went to the server itself, and the page raised no error', as
   assert.ok(seen.requests.some((url) => url.includes('/api/events/stream')), 'the live panel used SSE');
   assert.deepEqual(seen.pageErrors, [], 'uncaught page errors');
   assert.deepEqual(seen.failed, [], 'failed requests');
-  // The one expected console error is the refused sign-in's 401.
-  const errors = seen.consoleErrors.filter((text) => !/status of 401/.test(text));
+  // Expected: the refused sign-in's 401 and the bad filter's 400, which the page explained.
+  const errors = seen.consoleErrors.filter((text) => !/status of 40[01]/.test(text));
   assert.deepEqual(errors, [], 'console errors');
   assert.ok(axeChecked.length >= 8, `axe-core ran on every panel: ${axeChecked}`);
 });

@@ -14,11 +14,21 @@ export const repoRoot = path.resolve(here, '..', '..');
 export const SECRET = 'console-test-secret-' + 'x'.repeat(20);
 const PG = (process.env.EVENTFEED_E2E_PG || 'postgres://postgres@127.0.0.1:5432').replace(/\/+$/, '');
 
-/** A fresh database, dropped by `drop()`. */
+/** A fresh database, dropped by `drop()`; `sql()` runs one statement in it. */
 export async function createDatabase() {
   const name = `ef_console_${crypto.randomBytes(6).toString('hex')}`;
   await admin(`CREATE DATABASE ${name}`);
-  return { name, url: `${PG}/${name}`, drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
+  const url = `${PG}/${name}`;
+  const sql = async (text, params) => {
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      return (await client.query(text, params)).rows;
+    } finally {
+      await client.end();
+    }
+  };
+  return { name, url, sql, drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
 }
 
 async function admin(sql) {
