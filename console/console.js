@@ -168,6 +168,9 @@ function signOut(message = '') {
   for (const panel of Object.values(panels)) if (panel.stop) panel.stop();
   if (current && panels[current].hide) panels[current].hide();
   current = null;
+  // Nothing of this session stays on the page for the next token to see.
+  for (const list of document.querySelectorAll('#app tbody')) list.replaceChildren();
+  for (const more of document.querySelectorAll('#history-more, #stream-more')) more.hidden = true;
   $('app').hidden = true;
   $('who').hidden = true;
   $('signin').hidden = false;

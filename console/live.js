@@ -142,6 +142,7 @@ function togglePause() {
 
 panels.live = {
   start() {
+    if (live.paused) togglePause(); // a new sign-in starts live, not paused
     live.cursor = null;
     live.held = [];
     $('live-list').replaceChildren();

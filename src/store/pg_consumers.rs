@@ -17,7 +17,7 @@ impl PgStore {
             format!(
                 "SELECT c.consumer, c.user_id, c.tx_id, c.position, c.updated_at, \
                    (SELECT count(*) FROM (SELECT 1 FROM eventfeed.events e \
-                      WHERE e.tenant_id = c.tenant_id AND (e.tx_id, e.position) > (c.tx_id, c.position) \
+                      WHERE e.tenant_id = $1 AND (e.tx_id, e.position) > (c.tx_id, c.position) \
                         AND e.tx_id < {HORIZON} LIMIT $2) AS waiting) AS behind \
                  FROM eventfeed.consumers c WHERE c.tenant_id = $1 ORDER BY c.user_id, c.consumer"
             )

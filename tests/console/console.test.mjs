@@ -235,6 +235,15 @@ test('keyboard alone moves between tabs', async () => {
   assert.equal(await page.isVisible('[data-test="health"]'), true);
 });
 
+test('signing out forgets the token and clears every panel', async () => {
+  assert.ok(await page.evaluate(() => sessionStorage.length) > 0, 'the token is kept in sessionStorage while signed in');
+  assert.ok((await page.$$('[data-test="event"]')).length > 0);
+  await page.click('#sign-out');
+  await page.waitForSelector('[data-test="token-input"]');
+  assert.equal(await page.evaluate(() => sessionStorage.length), 0);
+  assert.equal((await page.$$('[data-test="event"], [data-test="user"], [data-test="consumer"]')).length, 0);
+});
+
 test('every request went to the server itself, and the page raised no error', async () => {
   const origin = new URL(server.url).origin;
   const foreign = seen.requests.filter((url) => new URL(url).origin !== origin);
