@@ -1,6 +1,7 @@
 //! The operator's endpoints behind the console: `GET /api/consumers` (cursor
 //! and lag of each stored consumer), `GET /api/presence` without sockets, and
-//! `GET /console` with every file it loads served by the binary itself.
+//! `GET /console` with every file it loads served by the binary itself (and
+//! copied into the Docker build, which compiles them in).
 //! Presence with real sockets on two nodes is in tests/e2e/console_presence.test.mjs.
 
 mod common;
@@ -124,4 +125,13 @@ async fn console_page_and_every_file_it_loads_come_from_the_server() {
         assert!(!answer.text().await.unwrap().is_empty(), "{file} is empty");
     }
     s.stop().await;
+}
+
+/// The console's files are compiled in, so the image build must have them.
+#[test]
+fn the_docker_build_copies_the_console() {
+    let dockerfile = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Dockerfile")).unwrap();
+    assert!(dockerfile.lines().any(|l| l.trim() == "COPY console console"), "the Dockerfile copies console/");
+    let ignored = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.dockerignore")).unwrap();
+    assert!(!ignored.lines().any(|l| l.trim_matches('/') == "console"), ".dockerignore keeps console/ in the context");
 }
