@@ -21,11 +21,12 @@ RUN mkdir -p src bench/src \
     && cargo build --release --locked --package eventfeed \
     && rm -rf src bench/src
 
-# The real sources. The migrations and sql/ are embedded at compile time
-# (migrations/postgres/0002 and 0003 are links to files in sql/).
+# The real sources. The migrations, sql/ and the web console are embedded at
+# compile time (migrations/postgres/0002 and 0003 are links to files in sql/).
 COPY build.rs ./
 COPY migrations migrations
 COPY sql sql
+COPY console console
 COPY src src
 COPY bench/src bench/src
 # Newer than the stub build, whatever the files' own times are.

@@ -54,6 +54,8 @@ pub struct App {
     pub verifier: Arc<Verifier>,
     pub config: Arc<Config>,
     pub feed: Feed,
+    /// Who is online, read through the Socket.IO adapter (bound once it is built).
+    pub roster: socket::Roster,
     pub metrics: PrometheusHandle,
     /// Cancelled when shutdown begins: long-polls and SSE streams end.
     pub shutdown: CancellationToken,
@@ -96,6 +98,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         verifier: Arc::new(verifier),
         config: Arc::new(config),
         feed,
+        roster: socket::Roster::default(),
         metrics: metrics::handle(),
         shutdown: CancellationToken::new(),
         namespaces: Arc::new(filters),
@@ -114,14 +117,14 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         Store::Postgres(pg) => {
             let adapter = PostgresAdapterCtr::new_with_sqlx(pg.adapter_pool());
             let (layer, io) = builder.with_adapter::<SqlxAdapter<_>>(adapter).build_layer();
-            for init in socket::attach(&io, &namespaces) {
+            for init in socket::attach(&io, &namespaces, &state.roster) {
                 init.await.context("cannot start the PostgreSQL socket adapter")?;
             }
             (api.layer(layer), closer(io))
         }
         _ => {
             let (layer, io) = builder.build_layer();
-            socket::attach(&io, &namespaces);
+            socket::attach(&io, &namespaces, &state.roster);
             (api.layer(layer), closer(io))
         }
     };
@@ -205,12 +208,13 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let Server { state, router, close_sockets } = server;
-    let stopping = state.shutdown.clone();
+    let stopping = state.clone();
     let graceful = async move {
         shutdown.await;
         tracing::info!("shutting down");
-        stopping.cancel();
+        stopping.shutdown.cancel();
         close_sockets().await;
+        stopping.roster.unbind();
     };
     serve::serve(listener, router, graceful).await;
     state.feed.stop();

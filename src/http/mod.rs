@@ -2,8 +2,11 @@
 //! `router()`, plus the extractors they share.
 
 mod audit;
+mod console;
+mod consumers;
 mod events;
 mod health;
+mod presence;
 mod sse;
 mod streams;
 
@@ -25,6 +28,9 @@ pub fn router() -> Router<AppState> {
         .merge(sse::router())
         .merge(streams::router())
         .merge(audit::router())
+        .merge(presence::router())
+        .merge(consumers::router())
+        .merge(console::router())
         .merge(health::router())
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .fallback(|| async { Error::NotFound })

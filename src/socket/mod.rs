@@ -8,6 +8,7 @@ mod connect;
 mod delivery;
 mod handlers;
 mod presence;
+mod roster;
 mod session;
 
 use socketioxide::SocketIo;
@@ -15,11 +16,19 @@ use socketioxide::adapter::Adapter;
 use socketioxide::handler::ConnectHandler;
 use socketioxide_core::adapter::DefinedAdapter;
 
+pub use roster::Roster;
+
 use crate::config::Namespace;
 
-/// Serves the feed on every configured namespace. Each result must be
-/// awaited (or spawned) to start the adapter of that namespace.
-pub fn attach<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, namespaces: &[Namespace]) -> Vec<A::InitRes> {
+/// Serves the feed on every configured namespace and binds the roster to
+/// them. Each result must be awaited (or spawned) to start the adapter of
+/// that namespace.
+pub fn attach<A: Adapter + DefinedAdapter>(
+    io: &SocketIo<A>,
+    namespaces: &[Namespace],
+    roster: &Roster,
+) -> Vec<A::InitRes> {
+    roster.bind(io, namespaces.iter().map(|ns| ns.path.clone()).collect());
     namespaces
         .iter()
         .map(|ns| io.ns(ns.path.clone(), connect::on_connect::<A>.with(connect::authenticate::<A>)))

@@ -46,22 +46,27 @@ pub struct Online {
 
 /// Everyone connected in the socket's tenant and namespace, on every node.
 pub async fn list<A: Adapter>(s: &SocketRef<A>, session: &Session) -> Vec<Online> {
-    let rooms = match s.within(tenant_room(&session.tenant_id)).rooms().await {
-        Ok(rooms) => rooms,
+    match s.within(tenant_room(&session.tenant_id)).rooms().await {
+        Ok(rooms) => tally(rooms.iter().map(|r| r.as_ref()), &session.tenant_id),
         Err(e) => {
             tracing::warn!(error = %e, "presence query failed");
-            return Vec::new();
+            Vec::new()
         }
-    };
+    }
+}
+
+/// The users of `tenant` named by presence rooms (each room is one socket),
+/// with their socket counts; other rooms are skipped.
+pub fn tally<'a>(rooms: impl IntoIterator<Item = &'a str>, tenant: &str) -> Vec<Online> {
     let mut users: BTreeMap<String, Online> = BTreeMap::new();
     for room in rooms {
         let Some(entry) = room.strip_prefix(PRESENCE_PREFIX) else { continue };
-        let Ok((tenant, _sid, user_id, username)) =
+        let Ok((room_tenant, _sid, user_id, username)) =
             serde_json::from_str::<(String, String, String, Option<String>)>(entry)
         else {
             continue;
         };
-        if tenant == session.tenant_id {
+        if room_tenant == tenant {
             let online = users.entry(user_id.clone()).or_insert(Online { user_id, username, connections: 0 });
             online.connections += 1;
         }

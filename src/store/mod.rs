@@ -87,6 +87,22 @@ pub struct ConsumerKey<'a> {
     pub consumer: &'a str,
 }
 
+/// How far `behind` counts before it stops: enough to tell an operator that a
+/// consumer is far gone, without counting a million rows per consumer.
+pub const BEHIND_CAP: i64 = 10_000;
+
+/// A stored consumer cursor and how far behind the tenant's newest event it is.
+#[derive(Debug, Clone)]
+pub struct ConsumerLag {
+    pub consumer: String,
+    pub user_id: String,
+    pub cursor: Cursor,
+    pub updated_at: DateTime<Utc>,
+    /// The tenant's readable events after the cursor, counted up to
+    /// `BEHIND_CAP + 1`, so more than the cap means "capped".
+    pub behind: i64,
+}
+
 /// Wakes the tailer when new events may have committed.
 pub enum Doorbell {
     Postgres(sqlx::postgres::PgListener),
@@ -173,6 +189,11 @@ impl Store {
 
     pub async fn load_cursor(&self, key: ConsumerKey<'_>) -> Result<Option<Cursor>> {
         dispatch!(self, s => s.load_cursor(key).await)
+    }
+
+    /// The tenant's stored consumers with their lag, by user and name.
+    pub async fn consumers(&self, tenant_id: &str) -> Result<Vec<ConsumerLag>> {
+        dispatch!(self, s => s.consumers(tenant_id).await)
     }
 
     /// The cursor of the newest visible event; never behind the retention

@@ -15,6 +15,9 @@ use sqlx::types::Json;
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
+#[path = "pg_consumers.rs"]
+mod consumers;
+
 use super::{AppendRequest, AuditQuery, ConsumerKey, Doorbell, FeedQuery, Page};
 use crate::cursor::Cursor;
 use crate::error::{Error, Result};

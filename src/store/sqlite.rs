@@ -26,6 +26,9 @@ use sqlx::{Connection as _, Row, SqlitePool};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+#[path = "sqlite_consumers.rs"]
+mod consumers;
+
 use super::{AppendRequest, AuditQuery, ConsumerKey, Doorbell, FeedQuery, NewEvent, Page};
 use crate::cursor::Cursor;
 use crate::error::{Error, Result};
