@@ -1,6 +1,6 @@
 // The web console in headless Chromium against a real server on PostgreSQL.
 // One server and one page go through every panel in turn, as an operator
-// would; each panel's screenshot goes to docs/console-<panel>.png.
+// would; each panel's screenshot goes to <EVENTFEED_SCREENSHOTS>/console-<panel>.png.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,7 +13,8 @@ const T = 'acme';
 const admin = token(T, 'u-ops', { name: 'Olga Ops', roles: ['admin'] });
 const publisher = token(T, 'u-billing', { name: 'Billing service', roles: ['publisher'] });
 const outsider = token('globex', 'u-globex', { roles: ['publisher'] });
-const docs = path.join(repoRoot, 'docs');
+// The README's screenshots are refreshed with EVENTFEED_SCREENSHOTS=docs; other runs keep theirs in target/.
+const docs = path.join(repoRoot, process.env.EVENTFEED_SCREENSHOTS || 'target/console-screens');
 let db, server, browser, page, seen;
 
 before(async () => {
@@ -31,7 +32,7 @@ after(async () => {
 
 const rows = (list) => page.$$eval(`[data-test="${list}"] [data-test="event"]`, (trs) => trs.map((tr) => ({ type: tr.dataset.type, stream: tr.dataset.stream, cursor: tr.dataset.cursor })));
 const cursors = async (list) => (await rows(list)).map((r) => r.cursor);
-/** Saves the page as docs/console-<name>.png once the new-row highlight has faded. */
+/** Saves the page as console-<name>.png once the new-row highlight has faded. */
 async function shot(name) {
   await page.evaluate(() => Promise.all(document.getAnimations().map((a) => a.finished)));
   await page.screenshot({ path: path.join(docs, `console-${name}.png`) });
