@@ -1,13 +1,19 @@
 //! One error type for HTTP responses and socket acknowledgements alike.
 //! Internal causes are logged, never shown: the client sees `internal`.
+//! A store that cannot be reached is `unavailable` (retry), decided here for
+//! every sqlx error, so no handler classifies database errors itself.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::cursor::InvalidCursor;
 use crate::event::Invalid;
+
+/// What `Retry-After` tells a client when the store is unavailable: about
+/// how long the server takes to notice the database is back.
+const RETRY_AFTER_SECS: &str = "2";
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -33,6 +39,9 @@ pub enum Error {
     MethodNotAllowed,
     #[error("{0}")]
     HeadersTooLarge(String),
+    /// The store cannot be reached right now; the cause is logged.
+    #[error("the store is unavailable; retry")]
+    Unavailable(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -60,6 +69,7 @@ impl Error {
             Error::NotFound => "not_found",
             Error::MethodNotAllowed => "method_not_allowed",
             Error::HeadersTooLarge(_) => "too_large",
+            Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal",
         }
     }
@@ -75,6 +85,7 @@ impl Error {
             Error::NotFound => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -85,6 +96,10 @@ impl Error {
             Error::Internal(cause) => {
                 tracing::error!(error = ?cause, "internal error");
                 "internal error".to_owned()
+            }
+            Error::Unavailable(cause) => {
+                tracing::warn!(cause = %cause, "store unavailable");
+                self.to_string()
             }
             other => other.to_string(),
         };
@@ -114,7 +129,40 @@ impl From<InvalidCursor> for Error {
 
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
-        Error::Internal(e.into())
+        if is_connection_error(&e) { Error::Unavailable(describe(&e)) } else { Error::Internal(e.into()) }
+    }
+}
+
+/// Whether the error says the database cannot be reached or is going away,
+/// rather than that the statement is wrong: retrying later can succeed.
+pub fn is_connection_error(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // 08: connection exception; 57P01-03: admin or crash shutdown,
+            // cannot connect now; 53300: too many connections.
+            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
+    }
+}
+
+/// One line naming what went wrong, saying PostgreSQL's text once (sqlx's
+/// own `Display` of a database error repeats its source's).
+pub fn describe(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(db) => match db.code() {
+            Some(code) => format!("{} (SQLSTATE {code})", db.message()),
+            None => db.message().to_owned(),
+        },
+        sqlx::Error::Io(io) => io.to_string(),
+        sqlx::Error::PoolTimedOut => "no connection to the database within the timeout".to_owned(),
+        other => other.to_string(),
     }
 }
 
@@ -124,6 +172,7 @@ impl IntoResponse for Error {
         struct Wrapper {
             error: ErrorBody,
         }
-        (self.status(), Json(Wrapper { error: self.body() })).into_response()
+        let retry = matches!(self, Error::Unavailable(_)).then_some([(header::RETRY_AFTER, RETRY_AFTER_SECS)]);
+        (self.status(), retry, Json(Wrapper { error: self.body() })).into_response()
     }
 }

@@ -17,10 +17,14 @@ use std::sync::{Arc, Mutex};
 use serde_json::value::RawValue;
 use tokio::sync::{oneshot, watch};
 use tokio::task::AbortHandle;
+use tokio::time::Instant;
 
 use crate::cursor::Cursor;
 use crate::event::Event;
 use crate::store::{ConsumerKey, Store};
+
+/// How recent the tailer's last good read must be for `/ready`: a few ticks.
+const READ_FRESHNESS: std::time::Duration = std::time::Duration::from_secs(4);
 
 /// Why a sink did not take an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +88,8 @@ struct Inner {
     running: AtomicBool,
     head: watch::Receiver<Cursor>,
     tailer: Mutex<Option<AbortHandle>>,
+    /// When the tailer last read the store successfully.
+    last_read: Mutex<Instant>,
 }
 
 #[derive(Clone)]
@@ -103,6 +109,7 @@ impl Feed {
             running: AtomicBool::new(false),
             head,
             tailer: Mutex::new(None),
+            last_read: Mutex::new(Instant::now()),
         };
         let feed = Feed { inner: Arc::new(inner) };
         let task = tokio::spawn(tailer::run(store, feed.clone(), head_tx));
@@ -159,6 +166,16 @@ impl Feed {
     /// Whether the tailer is listening (for `/ready`).
     pub fn is_running(&self) -> bool {
         self.inner.running.load(Ordering::Relaxed)
+    }
+
+    /// Whether the tailer has read the store within the last few seconds
+    /// (it reads at least once a second while the store answers).
+    pub fn is_reading(&self) -> bool {
+        self.inner.last_read.lock().unwrap_or_else(|e| e.into_inner()).elapsed() < READ_FRESHNESS
+    }
+
+    fn mark_read(&self) {
+        *self.inner.last_read.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
     }
 
     /// Joins the live set if the tailer's cursor is `at` (everything up to

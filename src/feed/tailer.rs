@@ -9,9 +9,11 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use super::Feed;
 use crate::cursor::Cursor;
+use crate::error::Error;
 use crate::store::{Doorbell, Store};
 
 /// Events read per query while catching up.
@@ -28,20 +30,35 @@ const HELD_BACK: Duration = Duration::from_millis(10);
 /// at 1,000 events/s: p99 112-128 ms with 10 ms, 195 ms with 5 ms.)
 const MIN_GAP: Duration = Duration::from_millis(10);
 
+/// How long opening the LISTEN connection may take before the tailer reads
+/// on without it (and tries again after the next read).
+const LISTEN_BOUND: Duration = Duration::from_secs(3);
+
 pub(super) async fn run(store: Store, feed: Feed, head: watch::Sender<Cursor>) {
     let mut cursor = feed.head();
     let mut bell: Option<Doorbell> = None;
+    let mut outage = Outage::default();
     loop {
         if bell.is_none() {
-            match store.doorbell().await {
-                Ok(b) => bell = Some(b),
-                Err(e) => tracing::warn!(error = %e, "cannot listen for new events; retrying"),
+            match tokio::time::timeout(LISTEN_BOUND, store.doorbell()).await {
+                Ok(Ok(b)) => bell = Some(b),
+                Ok(Err(e)) => tracing::debug!(error = %e, "cannot listen for new events; retrying"),
+                Err(_) => tracing::debug!("no answer to LISTEN; retrying"),
             }
             feed.inner.running.store(bell.is_some(), Ordering::Relaxed);
         }
         // Catch up after every wake-up, including the first and every reconnect.
         let read_at = tokio::time::Instant::now();
-        cursor = catch_up(&store, &feed, cursor, &head).await;
+        cursor = match catch_up(&store, &feed, cursor, &head).await {
+            Ok(cursor) => {
+                outage.ended(&feed);
+                cursor
+            }
+            Err((cursor, e)) => {
+                outage.read_failed(&e);
+                cursor
+            }
+        };
         let held = store.oldest_held_back().await.ok().flatten();
         let lag = held.map_or(0.0, |since| (chrono::Utc::now() - since).as_seconds_f64().max(0.0));
         metrics::gauge!("eventfeed_horizon_lag_seconds").set(lag);
@@ -69,17 +86,44 @@ async fn ring(bell: &mut Option<Doorbell>) -> anyhow::Result<()> {
     }
 }
 
-/// Delivers every readable event after `cursor`; returns the new cursor.
-async fn catch_up(store: &Store, feed: &Feed, mut cursor: Cursor, head: &watch::Sender<Cursor>) -> Cursor {
+/// When the tailer's reads started failing: one line when they fail, one
+/// when they recover, not one a tick.
+#[derive(Default)]
+struct Outage {
+    since: Option<Instant>,
+}
+
+impl Outage {
+    fn read_failed(&mut self, e: &Error) {
+        metrics::counter!("eventfeed_tailer_read_failures_total").increment(1);
+        metrics::gauge!("eventfeed_tailer_reading").set(0.0);
+        if self.since.is_none() {
+            self.since = Some(Instant::now());
+            tracing::warn!(error = %e, "tailer reads fail; live delivery waits, retrying every tick");
+        }
+    }
+
+    fn ended(&mut self, feed: &Feed) {
+        feed.mark_read();
+        metrics::gauge!("eventfeed_tailer_reading").set(1.0);
+        if let Some(since) = self.since.take() {
+            let down_ms = since.elapsed().as_millis() as u64;
+            tracing::info!(down_ms, "tailer reads recovered; live delivery resumes");
+        }
+    }
+}
+
+/// Delivers every readable event after `cursor`; returns the new cursor,
+/// or where it got to and why the next read failed.
+async fn catch_up(
+    store: &Store,
+    feed: &Feed,
+    mut cursor: Cursor,
+    head: &watch::Sender<Cursor>,
+) -> Result<Cursor, (Cursor, Error)> {
     loop {
-        let events = match store.read_all(cursor, PAGE).await {
-            Ok(events) => events,
-            Err(e) => {
-                tracing::warn!(error = %e, "tailer read failed; retrying on the next tick");
-                return cursor;
-            }
-        };
-        let Some(last) = events.last() else { return cursor };
+        let events = store.read_all(cursor, PAGE).await.map_err(|e| (cursor, e))?;
+        let Some(last) = events.last() else { return Ok(cursor) };
         let lag = chrono::Utc::now() - last.timestamp;
         metrics::gauge!("eventfeed_tailer_lag_seconds").set(lag.as_seconds_f64().max(0.0));
         feed.deliver(&events);
@@ -87,7 +131,7 @@ async fn catch_up(store: &Store, feed: &Feed, mut cursor: Cursor, head: &watch::
         cursor = last.cursor;
         head.send_replace(cursor);
         if (events.len() as i64) < PAGE {
-            return cursor;
+            return Ok(cursor);
         }
     }
 }

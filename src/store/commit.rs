@@ -86,7 +86,8 @@ async fn commit(store: &Store, batch: Vec<Job>) {
             Ok(outcomes) => outcomes,
             // The shared transaction failed as a whole (a deadlock, a lost
             // connection): give each request its own transaction and outcome.
-            Err(e) if requests.len() > 1 => {
+            // Not when the store is unreachable: each would wait out the same bound.
+            Err(e) if requests.len() > 1 && !matches!(e, Error::Unavailable(_)) => {
                 tracing::warn!(error = %e, size = requests.len(), "group commit failed; appending one by one");
                 let mut outcomes = Vec::with_capacity(requests.len());
                 for request in &requests {
@@ -97,6 +98,7 @@ async fn commit(store: &Store, batch: Vec<Job>) {
                 }
                 outcomes
             }
+            Err(Error::Unavailable(cause)) => requests.iter().map(|_| Err(Error::Unavailable(cause.clone()))).collect(),
             Err(e) => vec![Err(e)],
         };
     metrics::histogram!("eventfeed_commit_seconds").record(started.elapsed().as_secs_f64());

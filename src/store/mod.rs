@@ -5,8 +5,12 @@
 //! contract: cursor order, idempotent ids, stream versions, consumer cursors.
 
 mod commit;
+mod pools;
 pub mod postgres;
 pub mod sqlite;
+
+use std::future::Future;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -15,8 +19,18 @@ use uuid::Uuid;
 pub use commit::Appender;
 
 use crate::cursor::Cursor;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::event::{Actor, Audience, Event, EventType, StreamName, TypeFilter};
+
+/// Bounds on one store call. A call past its bound is answered `unavailable`
+/// and its PostgreSQL pools are replaced (see [`pools`]).
+/// Small keyed reads and writes: the tailer's, readiness, consumer cursors.
+const QUICK: Duration = Duration::from_secs(3);
+/// Page reads for clients (replay, polling, streams, audit).
+const READ: Duration = Duration::from_secs(10);
+/// Appends (which may wait on a stream's row lock held by an application's
+/// transaction) and retention's deletes.
+const APPEND: Duration = Duration::from_secs(30);
 
 /// A validated event to append.
 #[derive(Debug, Clone)]
@@ -154,17 +168,17 @@ impl Store {
     /// Appends the requests in one transaction; each request keeps its own outcome.
     /// The outer error means the transaction as a whole failed.
     pub async fn append_batch(&self, batch: &[AppendRequest]) -> Result<Vec<Result<Vec<Event>>>> {
-        dispatch!(self, s => s.append_batch(batch).await)
+        self.bounded(APPEND, async { dispatch!(self, s => s.append_batch(batch).await) }).await
     }
 
     /// One tenant's events visible to a user, after a cursor, in cursor order.
     pub async fn read_feed(&self, q: &FeedQuery<'_>) -> Result<Page> {
-        dispatch!(self, s => s.read_feed(q).await)
+        self.bounded(READ, async { dispatch!(self, s => s.read_feed(q).await) }).await
     }
 
     /// Every tenant's events after a cursor: the tailer's read.
     pub async fn read_all(&self, after: Cursor, limit: i64) -> Result<Vec<Event>> {
-        dispatch!(self, s => s.read_all(after, limit).await)
+        self.bounded(QUICK, async { dispatch!(self, s => s.read_all(after, limit).await) }).await
     }
 
     /// One stream's events visible to a user, in version order.
@@ -176,19 +190,22 @@ impl Store {
         from_version: i64,
         limit: i64,
     ) -> Result<Page> {
-        dispatch!(self, s => s.read_stream(tenant_id, user_id, stream, from_version, limit).await)
+        self.bounded(READ, async {
+            dispatch!(self, s => s.read_stream(tenant_id, user_id, stream, from_version, limit).await)
+        })
+        .await
     }
 
     pub async fn audit(&self, tenant_id: &str, q: &AuditQuery) -> Result<Page> {
-        dispatch!(self, s => s.audit(tenant_id, q).await)
+        self.bounded(READ, async { dispatch!(self, s => s.audit(tenant_id, q).await) }).await
     }
 
     pub async fn save_cursor(&self, key: ConsumerKey<'_>, cursor: Cursor) -> Result<()> {
-        dispatch!(self, s => s.save_cursor(key, cursor).await)
+        self.bounded(QUICK, async { dispatch!(self, s => s.save_cursor(key, cursor).await) }).await
     }
 
     pub async fn load_cursor(&self, key: ConsumerKey<'_>) -> Result<Option<Cursor>> {
-        dispatch!(self, s => s.load_cursor(key).await)
+        self.bounded(QUICK, async { dispatch!(self, s => s.load_cursor(key).await) }).await
     }
 
     /// The tenant's stored consumers with their lag, by user and name.
@@ -199,7 +216,7 @@ impl Store {
     /// The cursor of the newest visible event; never behind the retention
     /// floor, so a reader sent to the head is not reset again.
     pub async fn head(&self) -> Result<Cursor> {
-        dispatch!(self, s => s.head().await)
+        self.bounded(QUICK, async { dispatch!(self, s => s.head().await) }).await
     }
 
     /// The cursor of a tenant's newest readable event, if it has one.
@@ -209,22 +226,22 @@ impl Store {
 
     /// Events at or before this cursor were deleted by retention.
     pub async fn retention_floor(&self) -> Result<Option<Cursor>> {
-        dispatch!(self, s => s.retention_floor().await)
+        self.bounded(QUICK, async { dispatch!(self, s => s.retention_floor().await) }).await
     }
 
     /// Deletes events older than `before`; returns how many.
     pub async fn prune(&self, before: DateTime<Utc>) -> Result<u64> {
-        dispatch!(self, s => s.prune(before).await)
+        self.bounded(APPEND, async { dispatch!(self, s => s.prune(before).await) }).await
     }
 
     /// When the oldest committed event still held back by an older open
     /// transaction was appended; `None` when nothing waits.
     pub async fn oldest_held_back(&self) -> Result<Option<DateTime<Utc>>> {
-        dispatch!(self, s => s.oldest_held_back().await)
+        self.bounded(QUICK, async { dispatch!(self, s => s.oldest_held_back().await) }).await
     }
 
     pub async fn ping(&self) -> Result<()> {
-        dispatch!(self, s => s.ping().await)
+        self.bounded(QUICK, async { dispatch!(self, s => s.ping().await) }).await
     }
 
     pub async fn doorbell(&self) -> Result<Doorbell> {
@@ -233,6 +250,31 @@ impl Store {
 
     pub async fn close(&self) {
         dispatch!(self, s => s.close().await)
+    }
+
+    /// Runs one store call, failing it as `unavailable` when it does not
+    /// answer within `bound`. A PostgreSQL call that hangs is most likely on
+    /// a dead connection, and so may be every other pooled one: the pools it
+    /// ran on are replaced.
+    async fn bounded<T>(&self, bound: Duration, call: impl Future<Output = Result<T>>) -> Result<T> {
+        // Taken before the call first runs, so it names the pools the call uses.
+        let pools = match self {
+            Store::Postgres(pg) => Some(pg.pool_set()),
+            Store::Sqlite(_) => None,
+        };
+        match tokio::time::timeout(bound, call).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                if let (Store::Postgres(pg), Some(pools)) = (self, pools) {
+                    tracing::warn!(
+                        bound_ms = bound.as_millis() as u64,
+                        "a database call did not answer; replacing the connection pools"
+                    );
+                    pg.recycle(&pools);
+                }
+                Err(Error::Unavailable(format!("no answer from the store within {} ms", bound.as_millis())))
+            }
+        }
     }
 
     pub fn kind(&self) -> &'static str {

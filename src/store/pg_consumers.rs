@@ -22,7 +22,7 @@ impl PgStore {
                  FROM eventfeed.consumers c WHERE c.tenant_id = $1 ORDER BY c.user_id, c.consumer"
             )
         });
-        let rows = sqlx::query(SQL.as_str()).bind(tenant_id).bind(BEHIND_CAP + 1).fetch_all(&self.reads).await?;
+        let rows = sqlx::query(SQL.as_str()).bind(tenant_id).bind(BEHIND_CAP + 1).fetch_all(&self.reads()).await?;
         rows.iter()
             .map(|r| {
                 Ok(ConsumerLag {

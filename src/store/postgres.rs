@@ -18,6 +18,7 @@ use uuid::Uuid;
 #[path = "pg_consumers.rs"]
 mod consumers;
 
+use super::pools::{self, PoolSet, Pools};
 use super::{AppendRequest, AuditQuery, ConsumerKey, Doorbell, FeedQuery, Page};
 use crate::cursor::Cursor;
 use crate::error::{Error, Result};
@@ -38,16 +39,14 @@ const TYPE_MATCH: &str = "(cardinality($E::text[]) + cardinality($P::text[]) = 0
 
 #[derive(Clone)]
 pub struct PgStore {
-    pool: PgPool,
-    /// Cursor-range reads (the feed, the tailer, the audit log); see [`PgStore::connect`].
-    reads: PgPool,
-    /// The Socket.IO adapter's own connections (its LISTEN and NOTIFYs).
-    adapter: PgPool,
+    /// The main and the cursor-range pools, replaced together when a call
+    /// does not answer (see [`pools`](super::pools)).
+    pools: Arc<Pools>,
     options: Arc<PgConnectOptions>,
 }
 
 impl PgStore {
-    /// Connects and runs the migrations.
+    /// Waits for the database, then runs the migrations.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
         anyhow::ensure!(
             url.starts_with("postgres://") || url.starts_with("postgresql://"),
@@ -56,13 +55,7 @@ impl PgStore {
         let options = PgConnectOptions::from_str(url)
             .context("DATABASE_URL is not a valid postgres:// URL")?
             .application_name("eventfeed");
-        let pool = PgPoolOptions::new()
-            .max_connections(20)
-            .acquire_timeout(std::time::Duration::from_secs(10))
-            .connect_with(options.clone())
-            .await
-            .context("cannot connect to DATABASE_URL: is PostgreSQL running and the URL right?")?;
-        sqlx::migrate!("./migrations/postgres").run(&pool).await.context("database migration failed")?;
+        pools::wait_for_database(&options).await?;
         // A cursor-range read takes the first page after the cursor in index
         // order. Until the events table is first analyzed (up to a minute of
         // autovacuum after a bulk load) the planner guesses a handful of rows
@@ -70,18 +63,36 @@ impl PgStore {
         // a page at 90,000 events behind, so replays slowed quadratically. The
         // index scan is right at any size, so these reads run with bitmap scans
         // off, on connections of their own: appends need bitmap scans.
-        let reads = PgPoolOptions::new()
-            .max_connections(10)
-            .acquire_timeout(std::time::Duration::from_secs(10))
-            .connect_lazy_with(options.clone().options([("enable_bitmapscan", "off")]));
-        let adapter = PgPoolOptions::new()
-            .max_connections(4)
-            .connect_lazy_with(options.clone().application_name("eventfeed-adapter"));
-        Ok(PgStore { pool, reads, adapter, options: Arc::new(options) })
+        let pools = Arc::new(Pools::new(options.clone()));
+        sqlx::migrate!("./migrations/postgres")
+            .run(&pools.current().main)
+            .await
+            .map_err(|e| anyhow::anyhow!("database migration failed: {e}"))?;
+        Ok(PgStore { pools, options: Arc::new(options) })
     }
 
-    pub fn adapter_pool(&self) -> PgPool {
-        self.adapter.clone()
+    fn main(&self) -> PgPool {
+        self.pools.current().main.clone()
+    }
+
+    fn reads(&self) -> PgPool {
+        self.pools.current().reads.clone()
+    }
+
+    /// The pools in use now; hand them back to [`PgStore::recycle`] when a
+    /// call on them did not answer.
+    pub fn pool_set(&self) -> Arc<PoolSet> {
+        self.pools.current()
+    }
+
+    /// Replaces the pools a call did not answer on (once, however many calls saw it).
+    pub fn recycle(&self, stale: &Arc<PoolSet>) {
+        self.pools.replace(stale);
+    }
+
+    /// Where the Socket.IO adapter connects (it keeps connections of its own).
+    pub fn adapter_options(&self) -> PgConnectOptions {
+        (*self.options).clone().application_name("eventfeed-adapter")
     }
 
     pub async fn append_batch(&self, batch: &[AppendRequest]) -> Result<Vec<Result<Vec<Event>>>> {
@@ -109,7 +120,7 @@ impl PgStore {
              FROM eventfeed.append_batch($1) WITH ORDINALITY AS b ORDER BY b.ordinality",
         )
         .bind(Json(requests))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.main())
         .await?;
 
         let mut outcomes: Vec<Option<Result<Vec<Event>>>> = batch.iter().map(|_| Some(Ok(Vec::new()))).collect();
@@ -160,7 +171,7 @@ impl PgStore {
             .bind(q.types.exact())
             .bind(q.types.prefixes())
             .bind(q.limit + 1)
-            .fetch_all(&self.reads)
+            .fetch_all(&self.reads())
             .await?;
         Page::from_rows(&rows, q.limit, event_from_row)
     }
@@ -173,8 +184,12 @@ impl PgStore {
                  ORDER BY tx_id, position LIMIT $3"
             )
         });
-        let rows =
-            sqlx::query(SQL.as_str()).bind(after.tx_id).bind(after.position).bind(limit).fetch_all(&self.reads).await?;
+        let rows = sqlx::query(SQL.as_str())
+            .bind(after.tx_id)
+            .bind(after.position)
+            .bind(limit)
+            .fetch_all(&self.reads())
+            .await?;
         rows.iter().map(event_from_row).collect()
     }
 
@@ -200,7 +215,7 @@ impl PgStore {
             .bind(from_version)
             .bind(user_id)
             .bind(limit + 1)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.main())
             .await?;
         Page::from_rows(&rows, limit, event_from_row)
     }
@@ -230,7 +245,7 @@ impl PgStore {
             .bind(q.from)
             .bind(q.to)
             .bind(q.limit + 1)
-            .fetch_all(&self.reads)
+            .fetch_all(&self.reads())
             .await?;
         Page::from_rows(&rows, q.limit, event_from_row)
     }
@@ -247,7 +262,7 @@ impl PgStore {
         .bind(key.consumer)
         .bind(cursor.tx_id)
         .bind(cursor.position)
-        .execute(&self.pool)
+        .execute(&self.main())
         .await?;
         Ok(())
     }
@@ -260,7 +275,7 @@ impl PgStore {
         .bind(key.tenant_id)
         .bind(key.user_id)
         .bind(key.consumer)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.main())
         .await?;
         Ok(row.map(|r| Cursor::new(r.get("tx_id"), r.get("position"))))
     }
@@ -272,7 +287,7 @@ impl PgStore {
                  ORDER BY tx_id DESC, position DESC LIMIT 1"
             )
         });
-        match sqlx::query(SQL.as_str()).fetch_optional(&self.pool).await? {
+        match sqlx::query(SQL.as_str()).fetch_optional(&self.main()).await? {
             Some(r) => Ok(Cursor::new(r.get("tx_id"), r.get("position"))),
             None => Ok(self.retention_floor().await?.unwrap_or(Cursor::ZERO)),
         }
@@ -285,12 +300,12 @@ impl PgStore {
                  ORDER BY tx_id DESC, position DESC LIMIT 1"
             )
         });
-        let row = sqlx::query(SQL.as_str()).bind(tenant_id).fetch_optional(&self.reads).await?;
+        let row = sqlx::query(SQL.as_str()).bind(tenant_id).fetch_optional(&self.reads()).await?;
         row.map(|r| Ok(Cursor::new(r.try_get("tx_id")?, r.try_get("position")?))).transpose()
     }
 
     pub async fn retention_floor(&self) -> Result<Option<Cursor>> {
-        let row = sqlx::query("SELECT tx_id, position FROM eventfeed.retention").fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT tx_id, position FROM eventfeed.retention").fetch_optional(&self.main()).await?;
         Ok(row.map(|r| Cursor::new(r.get("tx_id"), r.get("position"))))
     }
 
@@ -313,7 +328,7 @@ impl PgStore {
              SELECT count(*) FROM gone"
             )
         });
-        let deleted: i64 = sqlx::query_scalar(SQL.as_str()).bind(before).fetch_one(&self.pool).await?;
+        let deleted: i64 = sqlx::query_scalar(SQL.as_str()).bind(before).fetch_one(&self.main()).await?;
         Ok(deleted as u64)
     }
 
@@ -326,11 +341,11 @@ impl PgStore {
                  ORDER BY tx_id, position LIMIT 1"
             )
         });
-        Ok(sqlx::query_scalar(SQL.as_str()).fetch_optional(&self.pool).await?)
+        Ok(sqlx::query_scalar(SQL.as_str()).fetch_optional(&self.main()).await?)
     }
 
     pub async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1").execute(&self.main()).await?;
         Ok(())
     }
 
@@ -348,9 +363,7 @@ impl PgStore {
     }
 
     pub async fn close(&self) {
-        self.adapter.close().await;
-        self.reads.close().await;
-        self.pool.close().await;
+        self.pools.close().await;
     }
 }
 
