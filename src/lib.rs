@@ -32,7 +32,7 @@ use futures::future::BoxFuture;
 use metrics_exporter_prometheus::PrometheusHandle;
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
-use socketioxide_postgres::{PostgresAdapterCtr, SqlxAdapter};
+use socketioxide_postgres::{CustomPostgresAdapter, PostgresAdapterConfig, PostgresAdapterCtr};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -42,6 +42,7 @@ use crate::config::{Config, Origins};
 use crate::error::Error;
 use crate::event::TypeFilter;
 use crate::feed::Feed;
+use crate::socket::adapter::{AdapterHealth, ResilientDriver};
 use crate::store::{Appender, Store};
 
 /// Everything a handler needs. Handlers and middleware clone it per request,
@@ -57,6 +58,8 @@ pub struct App {
     /// Who is online, read through the Socket.IO adapter (bound once it is built).
     pub roster: socket::Roster,
     pub metrics: PrometheusHandle,
+    /// Whether the Socket.IO adapter hears the other nodes (always, alone).
+    pub adapter: AdapterHealth,
     /// Cancelled when shutdown begins: long-polls and SSE streams end.
     pub shutdown: CancellationToken,
     namespaces: Arc<HashMap<String, TypeFilter>>,
@@ -100,6 +103,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         feed,
         roster: socket::Roster::default(),
         metrics: metrics::handle(),
+        adapter: AdapterHealth::default(),
         shutdown: CancellationToken::new(),
         namespaces: Arc::new(filters),
     });
@@ -115,8 +119,9 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     let api = http::router().with_state(state.clone());
     let (router, close_sockets) = match &store {
         Store::Postgres(pg) => {
-            let adapter = PostgresAdapterCtr::new_with_sqlx(pg.adapter_pool());
-            let (layer, io) = builder.with_adapter::<SqlxAdapter<_>>(adapter).build_layer();
+            let driver = ResilientDriver::new(pg.adapter_options(), state.adapter.clone());
+            let adapter = PostgresAdapterCtr::new_with_driver(driver, PostgresAdapterConfig::default());
+            let (layer, io) = builder.with_adapter::<CustomPostgresAdapter<_, ResilientDriver>>(adapter).build_layer();
             for init in socket::attach(&io, &namespaces, &state.roster) {
                 init.await.context("cannot start the PostgreSQL socket adapter")?;
             }

@@ -4,6 +4,7 @@
 //! Generic over the adapter: the PostgreSQL adapter carries presence and
 //! typing relays between processes; a single embedded process uses the local one.
 
+pub mod adapter;
 mod connect;
 mod delivery;
 mod handlers;
