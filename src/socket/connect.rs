@@ -14,12 +14,16 @@ use super::{delivery, handlers, presence};
 use crate::AppState;
 use crate::cursor::Cursor;
 use crate::error::Error;
-use crate::feed::{Start, consumer_name, resolve_start};
-use crate::store::ConsumerKey;
+use crate::feed::consumer_name;
 
-/// Where this socket's delivery starts: `None` is live only.
+/// Where this socket's delivery starts, as the handshake asked: after a
+/// cursor, or its consumer's stored cursor. Neither is live only. Resolved
+/// by delivery, which waits for the store: a handshake never does.
 #[derive(Clone, Copy)]
-pub(super) struct Resume(pub Option<Start>);
+pub(super) struct Resume {
+    pub after: Option<Cursor>,
+    pub from_consumer: bool,
+}
 
 /// Connect middleware: refuses with `authentication failed: …` or `invalid cursor`.
 pub async fn authenticate<A: Adapter>(
@@ -52,19 +56,10 @@ async fn admit<A: Adapter>(s: &SocketRef<A>, auth: Value, state: &AppState) -> R
         Some(Value::String(c)) => Some(consumer_name(c)?.to_owned()),
         Some(_) => return Err(Error::Invalid("consumer must be a string".into())),
     };
-    let resume = if after.is_some() || consumer.is_some() {
-        let key = consumer.as_deref().map(|consumer| ConsumerKey {
-            tenant_id: &who.tenant_id,
-            user_id: &who.user_id,
-            consumer,
-        });
-        Some(resolve_start(&state.store, &who.tenant_id, key, after, Cursor::ZERO).await?)
-    } else {
-        None
-    };
+    let resume = Resume { after, from_consumer: consumer.is_some() };
     let filter = state.namespace_filter(s.ns());
     s.extensions.insert(Arc::new(Session::new(who, consumer, filter)));
-    s.extensions.insert(Resume(resume));
+    s.extensions.insert(resume);
     // Before the server's CONNECT packet goes out: a client may emit in its
     // `connect` handler, and an event that finds no handler is lost.
     handlers::register(s);
@@ -72,8 +67,7 @@ async fn admit<A: Adapter>(s: &SocketRef<A>, auth: Value, state: &AppState) -> R
 }
 
 pub async fn on_connect<A: Adapter>(s: SocketRef<A>, State(state): State<AppState>) {
-    let (Some(session), Some(Resume(resume))) = (s.extensions.get::<Arc<Session>>(), s.extensions.get::<Resume>())
-    else {
+    let (Some(session), Some(resume)) = (s.extensions.get::<Arc<Session>>(), s.extensions.get::<Resume>()) else {
         return;
     };
     s.on_disconnect(on_disconnect::<A>);

@@ -13,15 +13,18 @@ use socketioxide::adapter::Adapter;
 use socketioxide::extract::SocketRef;
 use socketioxide::{SendError, SocketError};
 
+use super::connect::Resume;
 use super::session::Session;
 use crate::AppState;
 use crate::cursor::Cursor;
 use crate::event::Event;
-use crate::feed::{Sink, SinkError, Start};
-use crate::store::FeedQuery;
+use crate::feed::{Sink, SinkError, Start, resolve_start};
+use crate::store::{ConsumerKey, FeedQuery};
 
 /// Events read from the store per page of a replay.
 const PAGE: i64 = 500;
+/// How long to wait before a failed store read is tried again.
+const RETRY_WAIT: Duration = Duration::from_secs(1);
 /// How long to wait for a full send buffer to drain before trying again.
 const DRAIN_WAIT: Duration = Duration::from_millis(2);
 
@@ -47,16 +50,35 @@ impl<A: Adapter> Sink for SocketSink<A> {
     }
 }
 
-pub(super) async fn run<A: Adapter>(
-    socket: SocketRef<A>,
-    session: Arc<Session>,
-    state: AppState,
-    start: Option<Start>,
-) {
+pub(super) async fn run<A: Adapter>(socket: SocketRef<A>, session: Arc<Session>, state: AppState, resume: Resume) {
     let closed = session.closed.clone();
     tokio::select! {
-        _ = deliver(socket, session, state, start) => {}
+        _ = async {
+            let start = start(&session, &state, resume).await;
+            deliver(socket, session, state, start).await
+        } => {}
         _ = closed.cancelled() => {}
+    }
+}
+
+/// Where delivery starts (`None`: live only), retried until the store answers.
+async fn start(session: &Session, state: &AppState, resume: Resume) -> Option<Start> {
+    if resume.after.is_none() && !resume.from_consumer {
+        return None;
+    }
+    let key = session.consumer.as_deref().filter(|_| resume.from_consumer).map(|consumer| ConsumerKey {
+        tenant_id: &session.tenant_id,
+        user_id: &session.user_id,
+        consumer,
+    });
+    loop {
+        match resolve_start(&state.store, &session.tenant_id, key, resume.after, Cursor::ZERO).await {
+            Ok(start) => return Some(start),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot resolve a socket's start cursor; retrying");
+                tokio::time::sleep(RETRY_WAIT).await;
+            }
+        }
     }
 }
 
@@ -147,7 +169,7 @@ async fn catch_up<A: Adapter>(
             Ok(page) => page,
             Err(e) => {
                 tracing::warn!(error = %e, "replay read failed; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::time::sleep(RETRY_WAIT).await;
                 continue;
             }
         };
