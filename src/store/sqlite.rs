@@ -54,11 +54,14 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// Rung after every commit that appended; shared by every clone.
     bell: Arc<watch::Sender<()>>,
+    /// The file's process lock, held while any clone lives.
+    _lock: Arc<std::fs::File>,
 }
 
 impl SqliteStore {
     /// Opens the file (creating it if missing) and runs the migrations.
     pub async fn open(path: &Path) -> anyhow::Result<Self> {
+        let lock = lock(path)?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -77,7 +80,7 @@ impl SqliteStore {
             .with_context(|| format!("cannot open the embedded store {}", path.display()))?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await.context("database migration failed")?;
         let (bell, _) = watch::channel(());
-        Ok(SqliteStore { pool, bell: Arc::new(bell) })
+        Ok(SqliteStore { pool, bell: Arc::new(bell), _lock: Arc::new(lock) })
     }
 
     /// One write transaction; each request in a savepoint of its own, so a
@@ -306,6 +309,38 @@ impl SqliteStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// The embedded store serves one process: its live feed is an in-process
+/// signal, so a second process's appends would never reach the first one's
+/// sockets. An OS lock on a file beside the store (not on the store itself,
+/// whose locks are SQLite's) refuses the second process; the OS drops it
+/// when the process ends, however it ends.
+pub fn lock(path: &Path) -> anyhow::Result<std::fs::File> {
+    let lock_path = lock_path(path);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("cannot open the lock file {}", lock_path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "the embedded store {} is in use by another eventfeed process (it holds {}); \
+             the embedded store serves one process: use PostgreSQL (DATABASE_URL) for several",
+            path.display(),
+            lock_path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("cannot lock {}", lock_path.display())),
+    }
+}
+
+/// The lock file of the store at `path`: `<path>.lock`.
+pub fn lock_path(path: &Path) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    name.into()
 }
 
 /// One request, all or nothing: the caller rolls its savepoint back on error.
