@@ -164,8 +164,17 @@ async fn prune_forever(store: Store, keep: Duration) {
     }
 }
 
+/// Announces who leaves while the adapter still reaches the other nodes
+/// (bounded: a stuck database must not hold shutdown), then closes the sockets.
 fn closer<A: Adapter>(io: SocketIo<A>) -> CloseSockets {
-    Box::new(move || Box::pin(async move { io.close().await }))
+    Box::new(move || {
+        Box::pin(async move {
+            if tokio::time::timeout(Duration::from_secs(5), socket::presence::depart(&io)).await.is_err() {
+                tracing::warn!("presence announcements unfinished at shutdown");
+            }
+            io.close().await
+        })
+    })
 }
 
 /// CORS for the HTTP API and Socket.IO's polling transport. The allowed

@@ -79,11 +79,14 @@ pub async fn on_connect<A: Adapter>(s: SocketRef<A>, State(state): State<AppStat
     presence::announce(&s, &session, true).await;
 }
 
-async fn on_disconnect<A: Adapter>(s: SocketRef<A>) {
+async fn on_disconnect<A: Adapter>(s: SocketRef<A>, State(state): State<AppState>) {
     metrics::gauge!("eventfeed_connected_sockets").decrement(1.0);
     let Some(session) = s.extensions.get::<Arc<Session>>() else { return };
     session.closed.cancel();
-    presence::announce(&s, &session, false).await;
+    // At shutdown `presence::depart` has announced who leaves, cluster-wide.
+    if !state.shutdown.is_cancelled() {
+        presence::announce(&s, &session, false).await;
+    }
 }
 
 /// Sends `auth:expired` and disconnects at the token's `exp`, unless an

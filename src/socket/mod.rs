@@ -8,7 +8,7 @@ pub mod adapter;
 mod connect;
 mod delivery;
 mod handlers;
-mod presence;
+pub mod presence;
 mod roster;
 mod session;
 

@@ -2,13 +2,16 @@
 //! socket joins, read through the adapter (the PostgreSQL adapter asks the
 //! other nodes too).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::json;
+use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::SocketRef;
+use socketioxide::socket::Sid;
 
 use super::session::Session;
 
@@ -92,13 +95,50 @@ pub async fn announce<A: Adapter>(s: &SocketRef<A>, session: &Session, online: b
         return;
     }
     let event = if online { "user:online" } else { "user:offline" };
-    let payload = json!({
+    if let Err(e) = s.within(tenant_room(&session.tenant_id)).emit(event, &payload(session)).await {
+        tracing::debug!(error = %e, event, "presence broadcast incomplete");
+    }
+}
+
+fn payload(session: &Session) -> serde_json::Value {
+    json!({
         "userId": session.user_id,
         "username": session.username,
         "timestamp": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
-    });
-    if let Err(e) = s.within(tenant_room(&session.tenant_id)).emit(event, &payload).await {
-        tracing::debug!(error = %e, event, "presence broadcast incomplete");
+    })
+}
+
+/// At shutdown, while the adapter still reaches the other nodes and before
+/// any socket closes: `user:offline` for every user whose sockets are all on
+/// this node. (Their disconnect handlers, run as the sockets close, would
+/// each ask the cluster about sockets that are all going, and race the
+/// adapter's own shutdown.)
+pub async fn depart<A: Adapter>(io: &SocketIo<A>) {
+    for ns in io.nsps() {
+        let mut users: HashMap<(String, String), (Arc<Session>, HashSet<Sid>)> = HashMap::new();
+        for s in ns.clone().local().sockets() {
+            if let Some(session) = s.extensions.get::<Arc<Session>>() {
+                let key = (session.tenant_id.clone(), session.user_id.clone());
+                users.entry(key).or_insert_with(|| (session, HashSet::new())).1.insert(s.id);
+            }
+        }
+        let leaving = users.into_values().map(|(session, here)| {
+            let ns = ns.clone();
+            async move {
+                let room = user_room(&session.tenant_id, &session.user_id);
+                match ns.clone().within(room).fetch_sockets().await {
+                    Ok(all) if all.iter().all(|r| here.contains(&r.data().id)) => {
+                        let tenant = ns.within(tenant_room(&session.tenant_id));
+                        if let Err(e) = tenant.emit("user:offline", &payload(&session)).await {
+                            tracing::debug!(error = %e, "presence broadcast incomplete");
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "presence count failed at shutdown"),
+                }
+            }
+        });
+        futures::future::join_all(leaving).await;
     }
 }
 
