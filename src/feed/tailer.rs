@@ -30,6 +30,8 @@ const HELD_BACK: Duration = Duration::from_millis(10);
 /// at 1,000 events/s: p99 112-128 ms with 10 ms, 195 ms with 5 ms.)
 const MIN_GAP: Duration = Duration::from_millis(10);
 
+/// The next read after a failed one: the store may be back any moment.
+const RETRY: Duration = Duration::from_millis(250);
 /// How long opening the LISTEN connection may take before the tailer reads
 /// on without it (and tries again after the next read).
 const LISTEN_BOUND: Duration = Duration::from_secs(3);
@@ -59,10 +61,7 @@ pub(super) async fn run(store: Store, feed: Feed, head: watch::Sender<Cursor>) {
                 cursor
             }
         };
-        let held = store.oldest_held_back().await.ok().flatten();
-        let lag = held.map_or(0.0, |since| (chrono::Utc::now() - since).as_seconds_f64().max(0.0));
-        metrics::gauge!("eventfeed_horizon_lag_seconds").set(lag);
-        let next_read = if held.is_some() { HELD_BACK } else { TICK };
+        let next_read = if outage.since.is_some() { RETRY } else { held_back(&store).await };
 
         tokio::select! {
             rang = ring(&mut bell) => match rang {
@@ -77,6 +76,15 @@ pub(super) async fn run(store: Store, feed: Feed, head: watch::Sender<Cursor>) {
         }
         tokio::time::sleep_until(read_at + MIN_GAP).await;
     }
+}
+
+/// When to read next: soon while committed events wait behind an open
+/// transaction, else at the tick.
+async fn held_back(store: &Store) -> Duration {
+    let held = store.oldest_held_back().await.ok().flatten();
+    let lag = held.map_or(0.0, |since| (chrono::Utc::now() - since).as_seconds_f64().max(0.0));
+    metrics::gauge!("eventfeed_horizon_lag_seconds").set(lag);
+    if held.is_some() { HELD_BACK } else { TICK }
 }
 
 async fn ring(bell: &mut Option<Doorbell>) -> anyhow::Result<()> {
