@@ -176,3 +176,24 @@ impl IntoResponse for Error {
         (self.status(), retry, Json(Wrapper { error: self.body() })).into_response()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_store_is_unavailable_with_retry_after_and_a_query_error_is_internal() {
+        let refused = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        let e = Error::from(refused);
+        assert_eq!((e.code(), e.status()), ("unavailable", StatusCode::SERVICE_UNAVAILABLE));
+        let response = e.into_response();
+        assert_eq!(response.headers().get(header::RETRY_AFTER).map(|v| v.to_str().unwrap()), Some(RETRY_AFTER_SECS));
+
+        for e in [sqlx::Error::PoolTimedOut, sqlx::Error::PoolClosed] {
+            assert_eq!(Error::from(e).code(), "unavailable");
+        }
+        let wrong = Error::from(sqlx::Error::RowNotFound);
+        assert_eq!(wrong.code(), "internal");
+        assert!(wrong.into_response().headers().get(header::RETRY_AFTER).is_none());
+    }
+}

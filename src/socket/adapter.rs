@@ -156,7 +156,8 @@ struct Watch {
 
 impl Watch {
     async fn run(self, mut listener: PgListener) {
-        loop {
+        // Ends, and drops its LISTEN connection, once the adapter drops the stream.
+        while !self.tx.is_closed() {
             match self.hear(&mut listener).await {
                 Ok(Some(n)) if n.channel() == self.probe => {}
                 Ok(Some(n)) => {

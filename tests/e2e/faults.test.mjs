@@ -33,46 +33,61 @@ async function assertEveryoneHasEverything(server, token, acked, readers) {
 }
 
 test(
-  'F1. half-open connections: every pooled connection blackholed; live delivery and /ready come back by themselves',
+  'F1. half-open connections: every connection to the database silenced; delivery, typing and /ready come back by themselves',
   f.run(async (t) => {
     const proxy = await new PgProxy().start();
     try {
-      const s = await f.start({ databaseUrl: proxy.url(f.db.name) });
+      const A = await f.start({ databaseUrl: proxy.url(f.db.name) });
+      const B = await f.start({ databaseUrl: proxy.url(f.db.name) });
       const T = tenant('f1');
       const pub = publisher(T);
       const rd = reader(T, 'u1');
-      const sock = new StockSocket(s, rd, 'u1');
-      await sock.connected;
-      const poll = new PollReader(s, rd);
+      const onA = new StockSocket(A, rd, 'u1 on A');
+      const onB = new StockSocket(B, reader(T, 'u2'), 'u2 on B');
+      await Promise.all([onA.connected, onB.connected]);
+      const poll = new PollReader(A, rd);
       const log = { unavailable: 0, wrong: [] };
       const acked = [];
-      for (let i = 0; i < 20; i++) acked.push(await appendUntilAcked(s, pub, { stream: 'a', type: 'f1:item', data: { i } }, log));
-      await waitUntil(() => sock.envelopes.length === 20, 15_000, 'the first 20 events live');
+      for (let i = 0; i < 20; i++) acked.push(await appendUntilAcked(A, pub, { stream: 'a', type: 'f1:item', data: { i } }, log));
+      await waitUntil(() => onA.envelopes.length === 20 && onB.envelopes.length === 20, 15_000, 'the first 20 events live');
 
-      const probe = new ReadyProbe(s);
+      const probe = new ReadyProbe(A);
       const silenced = proxy.blackhole();
       const t0 = Date.now();
-      const first = await appendUntilAcked(s, pub, { stream: 'a', type: 'f1:item', data: { after: 'blackhole' } }, log);
+      const first = await appendUntilAcked(A, pub, { stream: 'a', type: 'f1:item', data: { after: 'blackhole' } }, log);
       acked.push(first);
       const appended = Date.now() - t0;
-      const delivered = await timeUntil(t0, () => sock.has(first.id), 60_000, 'the first event after the blackhole, live');
+      const delivered = await timeUntil(t0, () => onA.has(first.id) && onB.has(first.id), 60_000, 'the first event after the blackhole, live on both nodes');
+      const typing = await timeUntil(
+        t0,
+        () => {
+          onB.socket.emit('user:typing', { resourceId: 'doc', resourceType: 'document' });
+          return onA.got('user:typing').length > 0;
+        },
+        60_000,
+        'user:typing from B to reach A',
+      );
       const ready = await timeUntil(t0, () => probe.since(t0 + delivered).some((x) => x.status === 200), 30_000, '/ready 200 again');
-      for (let i = 0; i < 20; i++) acked.push(await appendUntilAcked(s, pub, { stream: 'a', type: 'f1:item', data: { j: i } }, log));
-      await waitUntil(() => sock.has(acked.at(-1).id) && poll.events.some((e) => e.id === acked.at(-1).id), 20_000, 'the last event');
+      for (let i = 0; i < 20; i++) acked.push(await appendUntilAcked(B, pub, { stream: 'a', type: 'f1:item', data: { j: i } }, log));
+      await waitUntil(() => onA.has(acked.at(-1).id) && poll.events.some((e) => e.id === acked.at(-1).id), 20_000, 'the last event');
       await probe.stop();
       await poll.stop();
 
       t.diagnostic(
-        `blackholed ${silenced} connections: append acknowledged after ${appended} ms, first live delivery after ${delivered} ms, /ready 200 after ${ready} ms; ` +
-          `503s during: ${log.unavailable}; slowest /ready ${probe.slowest()} ms`,
+        `silenced ${silenced} connections: append acknowledged after ${appended} ms, live delivery on both nodes after ${delivered} ms, ` +
+          `typing across nodes after ${typing} ms, /ready 200 after ${ready} ms; 503s: ${log.unavailable}; slowest /ready ${probe.slowest()} ms`,
       );
       assert.deepEqual(log.wrong, [], 'appends answer 201 or 503 unavailable, nothing else');
       assert.ok(delivered < RECOVERY_BOUND_MS, `live delivery resumed in ${delivered} ms`);
+      assert.ok(typing < RECOVERY_BOUND_MS, `typing relays resumed in ${typing} ms`);
       assert.ok(probe.slowest() < 2500, `/ready answered within 2 s (slowest ${probe.slowest()} ms)`);
-      await assertEveryoneHasEverything(s, rd, acked, [
-        ['socket', sock.ids()],
+      await assertEveryoneHasEverything(A, rd, acked, [
+        ['socket on A', onA.ids()],
+        ['socket on B', onB.ids()],
         ['poller', poll.events.map((e) => e.id)],
       ]);
+      onA.close();
+      onB.close();
     } finally {
       await proxy.stop();
     }
