@@ -54,8 +54,8 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// Rung after every commit that appended; shared by every clone.
     bell: Arc<watch::Sender<()>>,
-    /// The file's process lock, held while any clone lives.
-    _lock: Arc<std::fs::File>,
+    /// The file's process lock, held until `close` or the last clone is dropped.
+    lock: Arc<std::sync::Mutex<Option<std::fs::File>>>,
 }
 
 impl SqliteStore {
@@ -80,7 +80,7 @@ impl SqliteStore {
             .with_context(|| format!("cannot open the embedded store {}", path.display()))?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await.context("database migration failed")?;
         let (bell, _) = watch::channel(());
-        Ok(SqliteStore { pool, bell: Arc::new(bell), _lock: Arc::new(lock) })
+        Ok(SqliteStore { pool, bell: Arc::new(bell), lock: Arc::new(std::sync::Mutex::new(Some(lock))) })
     }
 
     /// One write transaction; each request in a savepoint of its own, so a
@@ -308,6 +308,8 @@ impl SqliteStore {
 
     pub async fn close(&self) {
         self.pool.close().await;
+        // Unlocked: the file may be opened again, by this process or another.
+        self.lock.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 }
 

@@ -422,6 +422,15 @@ async fn connections_are_durable() {
 }
 
 #[tokio::test]
+async fn an_open_store_is_locked_until_closed() {
+    let db = TempStore::new().await;
+    let refused = SqliteStore::open(&db.path).await.err().expect("a second open is refused");
+    assert!(refused.to_string().contains("in use by another eventfeed process"), "{refused}");
+    db.close().await;
+    SqliteStore::open(&db.path).await.expect("open again once closed").close().await;
+}
+
+#[tokio::test]
 async fn reopening_keeps_the_events() {
     let db = TempStore::new().await;
     let stored = append(&db, "acme", vec![new_event("s", "a:b")]).await.unwrap();
