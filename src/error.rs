@@ -98,7 +98,9 @@ impl Error {
                 "internal error".to_owned()
             }
             Error::Unavailable(cause) => {
-                tracing::warn!(cause = %cause, "store unavailable");
+                // Debug only: in an outage every request fails alike; the
+                // tailer and the pools log the outage once, with its cause.
+                tracing::debug!(cause = %cause, "store unavailable");
                 self.to_string()
             }
             other => other.to_string(),

@@ -81,6 +81,8 @@ test(
       assert.ok(delivered < RECOVERY_BOUND_MS, `live delivery resumed in ${delivered} ms`);
       assert.ok(typing < RECOVERY_BOUND_MS, `typing relays resumed in ${typing} ms`);
       assert.ok(probe.slowest() < 2500, `/ready answered within 2 s (slowest ${probe.slowest()} ms)`);
+      const during = probe.samples.filter((x) => x.at >= t0 && x.at < t0 + delivered);
+      assert.ok(during.some((x) => x.status === 503), `/ready was 503 while the connections were silent: ${during.map((x) => x.status)}`);
       await assertEveryoneHasEverything(A, rd, acked, [
         ['socket on A', onA.ids()],
         ['socket on B', onB.ids()],
