@@ -210,7 +210,7 @@ impl Store {
 
     /// The tenant's stored consumers with their lag, by user and name.
     pub async fn consumers(&self, tenant_id: &str) -> Result<Vec<ConsumerLag>> {
-        dispatch!(self, s => s.consumers(tenant_id).await)
+        self.bounded(READ, async { dispatch!(self, s => s.consumers(tenant_id).await) }).await
     }
 
     /// The cursor of the newest visible event; never behind the retention
@@ -221,7 +221,7 @@ impl Store {
 
     /// The cursor of a tenant's newest readable event, if it has one.
     pub async fn tenant_head(&self, tenant_id: &str) -> Result<Option<Cursor>> {
-        dispatch!(self, s => s.tenant_head(tenant_id).await)
+        self.bounded(QUICK, async { dispatch!(self, s => s.tenant_head(tenant_id).await) }).await
     }
 
     /// Events at or before this cursor were deleted by retention.
