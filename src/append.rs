@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::error::{Error, Result};
-use crate::event::{Actor, Audience, EventType, StreamName};
+use crate::event::{Actor, Audience, EventType, StreamName, storable, storable_json};
 use crate::store::{AppendRequest, NewEvent};
 
 /// Largest serialized `metadata`.
@@ -36,6 +36,7 @@ impl EventInput {
         if !self.data.is_object() {
             return Err(Error::Invalid("data must be a JSON object".into()));
         }
+        storable_json("data", &self.data)?;
         let size = serde_json::to_vec(&self.data).map_err(Error::internal)?.len();
         if size > max_event_bytes {
             return Err(Error::TooLarge(format!("data is {size} bytes; the limit is {max_event_bytes}")));
@@ -44,6 +45,7 @@ impl EventInput {
             if !meta.is_object() {
                 return Err(Error::Invalid("metadata must be a JSON object".into()));
             }
+            storable_json("metadata", meta)?;
             let size = serde_json::to_vec(meta).map_err(Error::internal)?.len();
             if size > MAX_METADATA_BYTES {
                 return Err(Error::TooLarge(format!("metadata is {size} bytes; the limit is {MAX_METADATA_BYTES}")));
@@ -60,8 +62,15 @@ impl EventInput {
         if self.audience.is_some() && !who.can_set_audience() {
             return Err(Error::Forbidden("only the service and admin roles may set audience".into()));
         }
+        if let Some(audience) = &self.audience {
+            audience.users.iter().try_for_each(|u| storable("audience", u))?;
+        }
         let actor = match self.actor {
-            Some(actor) if who.is_service() => actor,
+            Some(actor) if who.is_service() => {
+                storable("actor", &actor.user_id)?;
+                storable("actor", actor.username.as_deref().unwrap_or_default())?;
+                actor
+            }
             Some(_) => return Err(Error::Forbidden("only the service role may set actor".into())),
             None => Actor { user_id: who.user_id.clone(), username: who.username.clone() },
         };

@@ -171,6 +171,10 @@ impl Verifier {
         if std.sub.is_empty() {
             return Err(Error::Unauthorized("missing sub claim".into()));
         }
+        crate::event::storable(
+            "sub, name and tenant",
+            &[&std.sub, &tenant, std.name.as_deref().unwrap_or("")].concat(),
+        )?;
         Ok(Principal {
             tenant_id: tenant,
             user_id: std.sub,

@@ -64,12 +64,54 @@ fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')
 }
 
-/// `domain:action`: 1–100 characters, at least one `:`, parts of `[A-Za-z0-9_.-]+`.
+/// Refuses text that PostgreSQL cannot store: the NUL character (in `text`
+/// and in `jsonb` strings alike). Checked before a value reaches a query, so
+/// it is the request's `invalid`, not a failed statement that takes the other
+/// requests of its group commit down with it. `what` names the field.
+pub fn storable(what: &str, text: &str) -> Result<(), Invalid> {
+    if text.contains('\0') {
+        return invalid(format!("{what} must not contain the NUL character (\\u0000)"));
+    }
+    Ok(())
+}
+
+/// [`storable`] for every string and key of a JSON value.
+pub fn storable_json(what: &str, value: &Value) -> Result<(), Invalid> {
+    match value {
+        Value::String(s) => storable(what, s),
+        Value::Array(items) => items.iter().try_for_each(|v| storable_json(what, v)),
+        Value::Object(map) => map.iter().try_for_each(|(k, v)| {
+            storable(what, k)?;
+            storable_json(what, v)
+        }),
+        Value::Null | Value::Bool(_) | Value::Number(_) => Ok(()),
+    }
+}
+
+/// Domains whose types the server itself emits or listens for (CONTRACT.md
+/// section 1): a stored event of such a type would reach sockets as if the
+/// server had sent it.
+const RESERVED_DOMAINS: [&str; 5] = ["feed", "auth", "presence", "request", "event"];
+/// Single reserved names, Socket.IO's own among them.
+const RESERVED_TYPES: [&str; 8] =
+    ["user:online", "user:offline", "user:typing", "reconnected", "connect", "disconnect", "connect_error", "error"];
+
+/// `domain:action`: 1–100 characters, at least one `:`, parts of `[A-Za-z0-9_.-]+`,
+/// and not one of the reserved names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventType(String);
 
 impl EventType {
     pub fn parse(s: &str) -> Result<Self, Invalid> {
+        let domain = s.split(':').next().unwrap_or_default();
+        if RESERVED_TYPES.contains(&s) || (s.contains(':') && RESERVED_DOMAINS.contains(&domain)) {
+            return invalid(format!("type {s:?} is reserved for the server's own events"));
+        }
+        Self::well_formed(s)
+    }
+
+    /// The syntax alone: type filters may name reserved types (they match nothing stored).
+    fn well_formed(s: &str) -> Result<Self, Invalid> {
         let parts_ok = s.split(':').all(|p| !p.is_empty() && p.chars().all(is_name_char));
         if s.len() > 100 || !s.contains(':') || !parts_ok {
             return invalid(format!(
@@ -133,11 +175,11 @@ impl TypeFilter {
             }
             match p.strip_suffix('*') {
                 Some(prefix) if prefix.ends_with(':') => {
-                    EventType::parse(&format!("{prefix}x"))
+                    EventType::well_formed(&format!("{prefix}x"))
                         .map_err(|_| Invalid(format!("type pattern {p:?} is not valid")))?;
                     filter.prefixes.push(prefix.to_owned());
                 }
-                _ => filter.exact.push(EventType::parse(p)?.0),
+                _ => filter.exact.push(EventType::well_formed(p)?.0),
             }
         }
         for list in [&mut filter.exact, &mut filter.prefixes] {
@@ -188,6 +230,30 @@ mod tests {
         for bad in ["", "invoice", ":paid", "invoice:", "a::b", "in voice:paid", "a:b*", long.as_str()] {
             assert!(EventType::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn reserved_types_are_refused_but_may_be_filtered_on() {
+        let reserved = ["feed:reset", "auth:expired", "presence:x", "request:current-state", "event:append"];
+        let names = ["user:online", "user:offline", "user:typing", "reconnected", "connect", "disconnect"];
+        for t in reserved.iter().chain(&names).chain(&["connect_error", "error"]) {
+            let err = EventType::parse(t).unwrap_err();
+            assert!(err.0.contains("reserved"), "{t}: {err}");
+        }
+        for ok in ["user:renamed", "feeds:x", "invoice:feed", "authz:granted"] {
+            assert!(EventType::parse(ok).is_ok(), "{ok}");
+        }
+        assert!(TypeFilter::parse_list("feed:*,user:online").is_ok());
+    }
+
+    #[test]
+    fn nul_is_not_storable() {
+        assert!(storable("sub", "u-1").is_ok());
+        assert!(storable("sub", "u\0").unwrap_err().0.contains("NUL"));
+        let nested = serde_json::json!({"a": [1, {"b": "x\0"}]});
+        assert!(storable_json("data", &nested).is_err());
+        assert!(storable_json("data", &serde_json::json!({"k\0": 1})).is_err());
+        assert!(storable_json("data", &serde_json::json!({"a": ["\\u0000", null, true, 1.5]})).is_ok());
     }
 
     #[test]

@@ -159,3 +159,75 @@ both_stores!(group_commits_are_measured, |s: common::TestServer| async move {
         assert!(text.lines().any(|l| l.starts_with(metric)), "{metric} missing from /metrics:\n{text}");
     }
 });
+
+both_stores!(reserved_types_are_refused, |s: common::TestServer| async move {
+    let t = token("acme", "u1", &["publisher"]);
+    for reserved in [
+        "feed:reset",
+        "auth:expired",
+        "presence:joined",
+        "request:x",
+        "event:append",
+        "user:online",
+        "user:offline",
+        "user:typing",
+        "reconnected",
+        "connect",
+        "disconnect",
+        "connect_error",
+        "error",
+    ] {
+        let (status, body) = s.append(&t, event("s", reserved, json!({}))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{reserved}: {body}");
+        assert_eq!(body["error"]["code"], "invalid");
+        assert!(body["error"]["message"].as_str().unwrap().contains("reserved"), "{body}");
+    }
+    let (status, body) = s.append(&t, event("s", "user:renamed", json!({}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+});
+
+both_stores!(nul_characters_are_invalid_and_touch_no_other_request, |s: common::TestServer| async move {
+    let service = token("acme", "svc", &["service"]);
+    let bodies = [
+        event("s", "a:b", json!({ "x": "a\0b" })),
+        event("s", "a:b", json!({ "k\0": 1 })),
+        json!({ "stream": "s", "type": "a:b", "data": {}, "metadata": { "m": ["\0"] } }),
+        json!({ "stream": "s", "type": "a:b", "data": {}, "audience": { "users": ["u\0"] } }),
+        json!({ "stream": "s", "type": "a:b", "data": {}, "actor": { "userId": "u\0", "username": null } }),
+        json!({ "stream": "s", "type": "a:b", "data": {}, "actor": { "userId": "u", "username": "\0" } }),
+    ];
+    // Sent together with good appends, so they share group commits.
+    let mut tasks = Vec::new();
+    for (i, bad) in bodies.into_iter().enumerate() {
+        for body in [bad, event(&format!("good-{i}"), "a:b", json!({}))] {
+            let (s, t) = (s.clone(), service.clone());
+            tasks.push(tokio::spawn(async move { s.append(&t, body).await }));
+        }
+    }
+    for (i, task) in tasks.into_iter().enumerate() {
+        let (status, body) = task.await.unwrap();
+        let expected = if i % 2 == 0 { StatusCode::BAD_REQUEST } else { StatusCode::CREATED };
+        assert_eq!(status, expected, "{body}");
+        if i % 2 == 0 {
+            assert_eq!(body["error"]["code"], "invalid", "{body}");
+        }
+    }
+    let reader = token("acme", "r", &["auditor"]);
+    for path in ["/api/events?consumer=c%00", "/api/audit?actor=u%00"] {
+        let (status, body) = s.get(&reader, path).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid")),
+            "{path}: {body}"
+        );
+    }
+    let (status, body) = common::send(
+        s.request(reqwest::Method::POST, "/api/events/ack", &reader).json(&json!({ "consumer": "\0", "cursor": "0" })),
+    )
+    .await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid")), "{body}");
+    for claims in [json!({ "sub": "u\0", "tenant_id": "acme" }), json!({ "sub": "u", "tenant_id": "ac\0me" })] {
+        let (status, body) = s.get(&common::token_with(claims), "/api/events?consumer=c").await;
+        assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid")), "{body}");
+    }
+});

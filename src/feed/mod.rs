@@ -320,6 +320,7 @@ pub fn consumer_name(name: &str) -> Result<&str, crate::error::Error> {
     if name.is_empty() || name.chars().count() > 200 {
         return Err(crate::error::Error::Invalid("consumer must be 1-200 characters".into()));
     }
+    crate::event::storable("consumer", name)?;
     Ok(name)
 }
 

@@ -11,7 +11,7 @@ use super::{AuthUser, Params, limit};
 use crate::AppState;
 use crate::cursor::Cursor;
 use crate::error::{Error, Result};
-use crate::event::{StreamName, TypeFilter};
+use crate::event::{StreamName, TypeFilter, storable};
 use crate::store::AuditQuery;
 
 pub fn router() -> Router<AppState> {
@@ -51,6 +51,7 @@ async fn audit(
         return Err(Error::Forbidden("audit queries need the auditor role".into()));
     }
     let stream = q.stream.as_deref().map(StreamName::parse).transpose()?;
+    storable("actor", q.actor.as_deref().unwrap_or_default())?;
     let query = AuditQuery {
         types: TypeFilter::parse_list(q.event_type.as_deref().unwrap_or(""))?,
         stream: stream.map(|s| s.as_str().to_owned()),
