@@ -27,8 +27,10 @@ pub enum Error {
     Unauthorized(String),
     #[error("{0}")]
     Forbidden(String),
+    /// A stale expected version (with the stream's current version), or an id
+    /// already used for other content (without).
     #[error("{message}")]
-    Conflict { message: String, current_version: i64 },
+    Conflict { message: String, current_version: Option<i64> },
     #[error("{0}")]
     TooLarge(String),
     #[error("{0}")]
@@ -106,10 +108,16 @@ impl Error {
             other => other.to_string(),
         };
         let current_version = match self {
-            Error::Conflict { current_version, .. } => Some(*current_version),
+            Error::Conflict { current_version, .. } => *current_version,
             _ => None,
         };
         ErrorBody { code: self.code().to_owned(), message, current_version }
+    }
+
+    /// The answer to an id already stored with other content, or with an
+    /// audience that excludes the requester: it shows nothing of the stored event.
+    pub fn id_used() -> Self {
+        Error::Conflict { message: "id already used".into(), current_version: None }
     }
 
     pub fn internal(cause: impl Into<anyhow::Error>) -> Self {

@@ -160,6 +160,61 @@ both_stores!(group_commits_are_measured, |s: common::TestServer| async move {
     }
 });
 
+both_stores!(a_retry_never_shows_an_event_the_caller_may_not_see, |s: common::TestServer| async move {
+    // The attack of issue 10: a service notifies u1 privately under an
+    // Idempotency-Key; publisher u2 replays the key (or the id) to read it.
+    let service = token("acme", "notifier", &["service"]);
+    let u2 = token("acme", "u2", &["publisher"]);
+    let private = json!({ "stream": "inbox/u1", "type": "notification:private",
+                          "data": { "secret": "s3cret-for-u1" }, "audience": { "users": ["u1"] } });
+    let keyed = |t: &str, body: &serde_json::Value| {
+        s.request(reqwest::Method::POST, "/api/events", t).header("Idempotency-Key", "notify-u1-0001").json(body)
+    };
+    let (status, first) = common::send(keyed(&service, &private)).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let id = first["events"][0]["id"].clone();
+
+    let same_content =
+        json!({ "stream": "inbox/u1", "type": "notification:private", "data": { "secret": "s3cret-for-u1" } });
+    let attempts = [
+        keyed(&u2, &event("inbox/u2", "note:added", json!({}))),
+        keyed(&u2, &same_content),
+        s.request(reqwest::Method::POST, "/api/events", &u2)
+            .json(&json!({ "id": id, "stream": "x", "type": "a:b", "data": {} })),
+    ];
+    for attempt in attempts {
+        let (status, body) = common::send(attempt).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        assert_eq!(body["error"]["code"], "conflict");
+        assert_eq!(body["error"]["message"], "id already used");
+        assert!(!body.to_string().contains("s3cret"), "the answer shows the stored event: {body}");
+    }
+    // The service's own identical retry is idempotent.
+    let (status, again) = common::send(keyed(&service, &private)).await;
+    assert_eq!(status, StatusCode::CREATED, "{again}");
+    assert_eq!(again, first);
+    // A different body from the service itself is refused too.
+    let (status, body) = common::send(keyed(
+        &service,
+        &json!({ "stream": "inbox/u1", "type": "notification:private",
+        "data": { "secret": "other" }, "audience": { "users": ["u1"] } }),
+    ))
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+
+    // An event everyone may see is returned to anyone repeating it exactly.
+    let public = json!({ "id": uuid::Uuid::new_v4(), "stream": "news", "type": "news:posted", "data": { "n": 1 } });
+    let (status, stored) = s.append(&token("acme", "u3", &["publisher"]), public.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{stored}");
+    let (status, retried) = s.append(&u2, public).await;
+    assert_eq!(status, StatusCode::CREATED, "{retried}");
+    assert_eq!(retried, stored, "the stored event, with its own actor");
+    let audit = token("acme", "a", &["auditor"]);
+    s.settle().await;
+    let (_, all) = s.get(&audit, "/api/audit").await;
+    assert_eq!(all["events"].as_array().unwrap().len(), 2, "nothing stored twice: {all}");
+});
+
 both_stores!(reserved_types_are_refused, |s: common::TestServer| async move {
     let t = token("acme", "u1", &["publisher"]);
     for reserved in [

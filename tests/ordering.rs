@@ -1,5 +1,5 @@
-//! Gap-free cursor order under concurrent, out-of-order commits, and the
-//! SQL function as an outbox (PostgreSQL only: these are about PostgreSQL).
+//! Gap-free cursor order under concurrent, out-of-order commits (PostgreSQL
+//! only: these are about PostgreSQL's transactions).
 
 mod common;
 
@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::{TestServer, cursor, token};
 use rand::Rng;
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -116,169 +116,5 @@ async fn an_open_transaction_holds_back_later_events_without_a_skip() {
     slow.commit().await.unwrap();
     let got = s.read_all(&t, "0", 10).await;
     assert_eq!(common::ids(&got), [slow_id.to_string(), fast_id.to_string()]);
-    s.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sql_function_conflicts_and_validates() {
-    let s = TestServer::postgres().await;
-    let pool = s.pool().await;
-    let append = |expected: Option<i64>, event_type: &'static str| {
-        sqlx::query("SELECT cursor, version FROM eventfeed.append_event(tenant_id => 'acme', stream => 'inv-3', type => $1, data => '{}'::jsonb, expected_version => $2)")
-            .bind(event_type)
-            .bind(expected)
-            .fetch_one(&pool)
-    };
-    let row = append(Some(0), "invoice:created").await.unwrap();
-    assert_eq!(sqlx::Row::get::<i64, _>(&row, "version"), 1);
-    let err = append(Some(0), "invoice:created").await.unwrap_err();
-    assert_eq!(err.as_database_error().unwrap().code().as_deref(), Some("EF409"));
-    let err = append(None, "not a type").await.unwrap_err();
-    assert_eq!(err.as_database_error().unwrap().constraint(), Some("events_type_check"));
-    s.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sql_function_enforces_the_size_limits() {
-    let s = TestServer::postgres().await;
-    let pool = s.pool().await;
-    let mut conn = pool.acquire().await.unwrap();
-    let append = |data: Value, metadata: Option<Value>| {
-        sqlx::query("SELECT cursor FROM eventfeed.append_event(tenant_id => 'acme', stream => 'big', type => 'file:stored', data => $1, metadata => $2)")
-            .bind(data)
-            .bind(metadata)
-    };
-    let big = json!({ "blob": "x".repeat(300 * 1024) });
-    let err = append(big.clone(), None).execute(&mut *conn).await.unwrap_err();
-    let db = err.as_database_error().unwrap();
-    assert_eq!(db.code().as_deref(), Some("EF413"));
-    assert!(db.message().contains("eventfeed.max_event_bytes"), "{}", db.message());
-    let err = append(json!({}), Some(json!({ "note": "x".repeat(17 * 1024) }))).execute(&mut *conn).await.unwrap_err();
-    assert_eq!(err.as_database_error().unwrap().code().as_deref(), Some("EF413"));
-
-    // The limit is a setting: raised, the same event goes in, and nothing
-    // refused before was stored.
-    sqlx::query("SET eventfeed.max_event_bytes = '1048576'").execute(&mut *conn).await.unwrap();
-    append(big, None).execute(&mut *conn).await.unwrap();
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM eventfeed.events").fetch_one(&mut *conn).await.unwrap();
-    assert_eq!(stored, 1);
-    s.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_batch_with_a_broken_request_gives_each_request_its_outcome() {
-    let s = TestServer::postgres().await;
-    let pool = s.pool().await;
-    // Called directly, past the server's own validation.
-    let requests = serde_json::json!([
-        { "tenantId": "acme", "events": [{ "stream": "s-1", "type": "good:one", "data": {} }] },
-        { "tenantId": "acme", "events": [{ "stream": "s-2", "type": "broken", "data": {} }] },
-        { "tenantId": "acme", "events": [{ "stream": "s-1", "type": "good:two", "data": {} }] },
-    ]);
-    type Outcome = (i32, Option<String>, Option<String>, Option<i64>);
-    let rows: Vec<Outcome> =
-        sqlx::query_as("SELECT b.request, b.code, (b.event).type, (b.event).version FROM eventfeed.append_batch($1) b")
-            .bind(requests)
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-    assert_eq!(
-        rows,
-        [
-            (0, None, Some("good:one".into()), Some(1)),
-            (1, Some("invalid".into()), None, None),
-            (2, None, Some("good:two".into()), Some(2)),
-        ]
-    );
-    s.stop().await;
-}
-
-/// One call of `eventfeed.append_batch`, with how many times it fell back to
-/// `insert_event` (the slow path's per-event call), from the transaction's own
-/// function statistics.
-async fn append_batch(
-    pool: &PgPool,
-    requests: Value,
-) -> (Vec<(i32, Option<String>, Option<i64>, Option<String>)>, i64) {
-    let mut tx = pool.begin().await.unwrap();
-    sqlx::query("SET LOCAL track_functions = 'pl'").execute(&mut *tx).await.unwrap();
-    let rows = sqlx::query_as(
-        "SELECT b.request, b.code, coalesce((b.event).version, b.current_version), (b.event).id::text \
-         FROM eventfeed.append_batch($1) WITH ORDINALITY b ORDER BY b.ordinality",
-    )
-    .bind(requests)
-    .fetch_all(&mut *tx)
-    .await
-    .unwrap();
-    let slow_calls: Option<i64> = sqlx::query_scalar(
-        "SELECT calls FROM pg_stat_xact_user_functions WHERE schemaname = 'eventfeed' AND funcname = 'insert_event'",
-    )
-    .fetch_optional(&mut *tx)
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
-    (rows, slow_calls.unwrap_or(0))
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn clean_batches_take_the_set_path_and_others_the_per_request_path_with_the_same_rules() {
-    let s = TestServer::postgres().await;
-    let pool = s.pool().await;
-    let ev = |stream: &str, extra: Value| {
-        let mut e = json!({ "stream": stream, "type": "order:placed", "data": {} });
-        e.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
-        e
-    };
-    let id = Uuid::new_v4().to_string();
-
-    // Clean: versions count on per stream through the batch, an expected
-    // version that matches, a new id. One INSERT, no insert_event.
-    let (rows, slow) = append_batch(
-        &pool,
-        json!([
-            { "tenantId": "acme", "events": [ev("s-1", json!({})), ev("s-1", json!({}))] },
-            { "tenantId": "acme", "events": [ev("s-2", json!({ "id": id }))] },
-            { "tenantId": "acme", "events": [ev("s-1", json!({ "expectedVersion": 2 }))] },
-            { "tenantId": "other", "events": [ev("s-1", json!({}))] },
-        ]),
-    )
-    .await;
-    assert_eq!(slow, 0, "a clean batch is written as a set");
-    let outline: Vec<_> = rows.iter().map(|r| (r.0, r.1.clone(), r.2)).collect();
-    assert_eq!(
-        outline,
-        [(0, None, Some(1)), (0, None, Some(2)), (1, None, Some(1)), (2, None, Some(3)), (3, None, Some(1))]
-    );
-    assert_eq!(rows[2].3.as_deref(), Some(id.as_str()));
-
-    // Not clean: a retried id, a stale expected version, and the same new id
-    // twice. Each request gets its own outcome; the conflict costs no version.
-    let twice = Uuid::new_v4().to_string();
-    let (rows, slow) = append_batch(
-        &pool,
-        json!([
-            { "tenantId": "acme", "events": [ev("s-2", json!({ "id": id }))] },
-            { "tenantId": "acme", "events": [ev("s-1", json!({ "expectedVersion": 1 }))] },
-            { "tenantId": "acme", "events": [ev("s-1", json!({ "id": twice }))] },
-            { "tenantId": "acme", "events": [ev("s-1", json!({ "id": twice }))] },
-        ]),
-    )
-    .await;
-    assert!(slow > 0, "a batch that is not clean goes request by request");
-    let outline: Vec<_> = rows.iter().map(|r| (r.0, r.1.clone(), r.2)).collect();
-    assert_eq!(
-        outline,
-        [(0, None, Some(1)), (1, Some("conflict".into()), Some(3)), (2, None, Some(4)), (3, None, Some(4))]
-    );
-    assert_eq!(rows[0].3.as_deref(), Some(id.as_str()));
-    assert_eq!(rows[2].3, rows[3].3);
-
-    let versions: Vec<(String, String, i64)> =
-        sqlx::query_as("SELECT tenant_id, stream, version FROM eventfeed.streams ORDER BY 1, 2")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-    let expected = [("acme", "s-1", 4), ("acme", "s-2", 1), ("other", "s-1", 1)];
-    assert_eq!(versions, expected.map(|(t, s, v)| (t.to_string(), s.to_string(), v)));
     s.stop().await;
 }

@@ -9,7 +9,7 @@ use std::sync::{Arc, LazyLock};
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 use sqlx::{PgPool, Row};
@@ -19,7 +19,7 @@ use uuid::Uuid;
 mod consumers;
 
 use super::pools::{self, PoolSet, Pools};
-use super::{AppendRequest, AuditQuery, ConsumerKey, Doorbell, FeedQuery, Page};
+use super::{AppendRequest, AuditQuery, ConsumerKey, Doorbell, FeedQuery, NewEvent, Page};
 use crate::cursor::Cursor;
 use crate::error::{Error, Result};
 use crate::event::{Actor, Audience, Event};
@@ -68,6 +68,7 @@ impl PgStore {
             .run(&pools.current().main)
             .await
             .map_err(|e| anyhow::anyhow!("database migration failed: {e}"))?;
+        install_api(&pools.current().main).await.context("installing the SQL API (sql/api.sql) failed")?;
         Ok(PgStore { pools, options: Arc::new(options) })
     }
 
@@ -113,30 +114,45 @@ impl PgStore {
 
     /// One transaction; `None` marks a request to retry alone.
     async fn append_once(&self, batch: &[AppendRequest]) -> Result<Vec<Option<Result<Vec<Event>>>>> {
-        let requests: Vec<Value> = batch.iter().map(request_json).collect();
+        let events: Vec<(usize, &NewEvent)> =
+            batch.iter().enumerate().flat_map(|(i, r)| r.events.iter().map(move |e| (i, e))).collect();
         // One statement is its own transaction: no BEGIN and COMMIT round trips.
         let rows = sqlx::query(
-            "SELECT b.request, b.code, b.message, b.current_version, (b.event).* \
-             FROM eventfeed.append_batch($1) WITH ORDINALITY AS b ORDER BY b.ordinality",
+            "SELECT b.* FROM eventfeed.append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             WITH ORDINALITY AS b ORDER BY b.ordinality",
         )
-        .bind(Json(requests))
+        .bind(events.iter().map(|&(i, _)| i as i32).collect::<Vec<_>>())
+        .bind(events.iter().map(|&(i, _)| batch[i].tenant_id.as_str()).collect::<Vec<_>>())
+        .bind(events.iter().map(|(_, e)| e.stream.as_str()).collect::<Vec<_>>())
+        .bind(events.iter().map(|(_, e)| e.event_type.as_str()).collect::<Vec<_>>())
+        .bind(events.iter().map(|(_, e)| Json(&e.data)).collect::<Vec<_>>())
+        .bind(events.iter().map(|(_, e)| e.id).collect::<Vec<_>>())
+        .bind(events.iter().map(|(_, e)| e.expected_version).collect::<Vec<_>>())
+        .bind(events.iter().map(|(_, e)| e.actor.as_ref().map(|a| a.user_id.as_str())).collect::<Vec<_>>())
+        .bind(events.iter().map(|(_, e)| e.actor.as_ref().and_then(|a| a.username.as_deref())).collect::<Vec<_>>())
+        .bind(events.iter().map(|(_, e)| e.audience.as_ref().map(|a| Json(&a.users))).collect::<Vec<_>>())
+        .bind(events.iter().map(|(_, e)| stored_metadata(e).map(Json)).collect::<Vec<_>>())
         .fetch_all(&self.main())
         .await?;
 
         let mut outcomes: Vec<Option<Result<Vec<Event>>>> = batch.iter().map(|_| Some(Ok(Vec::new()))).collect();
         for row in &rows {
             let request: i32 = row.try_get("request")?;
-            let slot = outcomes
+            let (slot, sent) = outcomes
                 .get_mut(request as usize)
+                .zip(batch.get(request as usize))
                 .ok_or_else(|| Error::internal(anyhow::anyhow!("append_batch answered for request {request}")))?;
             let code: Option<String> = row.try_get("code")?;
             *slot = match (code.as_deref(), slot.take()) {
-                (None, Some(Ok(mut events))) => {
-                    events.push(event_from_row(row)?);
-                    Some(Ok(events))
+                (None, Some(Ok(mut stored))) => {
+                    let new = sent.events.get(stored.len()).ok_or_else(|| {
+                        Error::internal(anyhow::anyhow!("append_batch stored more events for request {request}"))
+                    })?;
+                    stored.push(stored_event(row, &sent.tenant_id, new)?);
+                    Some(Ok(stored))
                 }
                 (Some("conflict"), _) => {
-                    let current_version = row.try_get::<Option<i64>, _>("current_version")?.unwrap_or(0);
+                    let current_version = row.try_get::<Option<i64>, _>("current_version")?;
                     let message = row.try_get::<Option<String>, _>("message")?.unwrap_or_default();
                     Some(Err(Error::Conflict { message, current_version }))
                 }
@@ -367,6 +383,19 @@ impl PgStore {
     }
 }
 
+/// Any number that no other advisory lock on the database uses.
+const API_LOCK: i64 = 0x6576_656e_7466_6564; // "eventfed"
+
+/// Defines every function of sql/api.sql, after the migrations (which hold the
+/// schema). Under a transaction-scoped advisory lock, so that nodes starting
+/// together replace the functions one after the other, not at once.
+async fn install_api(pool: &PgPool) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(API_LOCK).execute(&mut *tx).await?;
+    sqlx::raw_sql(include_str!("../../sql/api.sql")).execute(&mut *tx).await?;
+    tx.commit().await
+}
+
 /// The type filter's SQL, with its two array parameters at `$e` and `$p`.
 fn type_match(e: usize, p: usize) -> String {
     TYPE_MATCH.replace("$E", &format!("${e}")).replace("$P", &format!("${p}"))
@@ -390,23 +419,28 @@ fn event_from_row(row: &PgRow) -> Result<Event> {
     })
 }
 
-fn request_json(req: &AppendRequest) -> Value {
-    let events: Vec<Value> = req
-        .events
-        .iter()
-        .map(|e| {
-            json!({
-                "id": e.id,
-                "stream": e.stream.as_str(),
-                "type": e.event_type.as_str(),
-                "data": e.data,
-                "expectedVersion": e.expected_version,
-                "actorId": e.actor.as_ref().map(|a| &a.user_id),
-                "actorName": e.actor.as_ref().and_then(|a| a.username.as_ref()),
-                "audience": e.audience.as_ref().map(|a| &a.users),
-                "metadata": e.metadata,
-            })
-        })
-        .collect();
-    json!({ "tenantId": req.tenant_id, "events": events })
+/// `metadata` as stored: a JSON `null` is no metadata.
+fn stored_metadata(new: &NewEvent) -> Option<&Value> {
+    new.metadata.as_ref().filter(|m| !m.is_null())
+}
+
+/// The envelope of an event `append_batch` stored (or found stored, for an
+/// idempotent retry, whose content is the same by its rule): the content as
+/// sent, with what the store decided. The data does not travel back.
+fn stored_event(row: &PgRow, tenant_id: &str, new: &NewEvent) -> Result<Event> {
+    let actor_id: Option<String> = row.try_get("event_actor_id")?;
+    let username: Option<String> = row.try_get("event_actor_name")?;
+    Ok(Event {
+        id: row.try_get("event_id")?,
+        cursor: Cursor::new(row.try_get("tx_id")?, row.try_get("event_position")?),
+        tenant_id: tenant_id.to_owned(),
+        stream: new.stream.as_str().to_owned(),
+        version: row.try_get("version")?,
+        event_type: new.event_type.as_str().to_owned(),
+        data: new.data.clone(),
+        actor: actor_id.map(|user_id| Actor { user_id, username }),
+        audience: new.audience.clone(),
+        metadata: stored_metadata(new).cloned(),
+        timestamp: row.try_get("created_at")?,
+    })
 }

@@ -354,7 +354,7 @@ async fn append_request(conn: &mut SqliteConnection, request: &AppendRequest) ->
     Ok(events)
 }
 
-/// The semantics of `eventfeed.insert_event` (sql/append_event.sql).
+/// The semantics of `eventfeed.insert_event` (sql/api.sql).
 async fn append_one(conn: &mut SqliteConnection, tenant_id: &str, new: &NewEvent) -> Result<Event> {
     static BY_ID: LazyLock<String> =
         LazyLock::new(|| format!("SELECT {COLUMNS} FROM events WHERE tenant_id = ?1 AND id = ?2"));
@@ -366,11 +366,13 @@ async fn append_one(conn: &mut SqliteConnection, tenant_id: &str, new: &NewEvent
         )
     });
     if let Some(id) = new.id {
-        // An id the tenant already has: the retry of an append that succeeded.
+        // An id the tenant already has: the retry of an append that succeeded,
+        // answered only if it is the same event and the requester may see it.
         let stored =
             sqlx::query(BY_ID.as_str()).bind(tenant_id).bind(id.hyphenated()).fetch_optional(&mut *conn).await?;
         if let Some(row) = stored {
-            return event_from_row(&row);
+            let stored = event_from_row(&row)?;
+            return if is_retry_of(new, &stored) { Ok(stored) } else { Err(Error::id_used()) };
         }
     }
     let stream = new.stream.as_str();
@@ -388,7 +390,7 @@ async fn append_one(conn: &mut SqliteConnection, tenant_id: &str, new: &NewEvent
         && expected != current
     {
         let message = format!("expected version {expected} of stream {stream}, found {current}");
-        return Err(Error::Conflict { message, current_version: current });
+        return Err(Error::Conflict { message, current_version: Some(current) });
     }
     let row = sqlx::query(INSERT.as_str())
         .bind(new.id.unwrap_or_else(Uuid::new_v4).hyphenated())
@@ -406,6 +408,19 @@ async fn append_one(conn: &mut SqliteConnection, tenant_id: &str, new: &NewEvent
         .await
         .map_err(refused)?;
     event_from_row(&row)
+}
+
+/// Whether `new` repeats `stored` (same stream, type, data, audience and
+/// metadata) for a requester who may see it: its own actor, or a reader in its
+/// audience. The rule of `eventfeed.insert_event` (sql/api.sql).
+fn is_retry_of(new: &NewEvent, stored: &Event) -> bool {
+    let same = stored.stream == new.stream.as_str()
+        && stored.event_type == new.event_type.as_str()
+        && stored.data == new.data
+        && stored.audience == new.audience
+        && stored.metadata == new.metadata.clone().filter(|m| !m.is_null());
+    let reader = new.actor.as_ref().map(|a| a.user_id.as_str());
+    same && reader.is_none_or(|r| stored.actor.as_ref().is_some_and(|a| a.user_id == r) || stored.visible_to(r))
 }
 
 /// A broken CHECK or NOT NULL rule is the request's fault (`invalid`), as in PostgreSQL.

@@ -145,9 +145,14 @@ async fn an_existing_id_returns_the_stored_event() {
     let stored = append(&db, "acme", vec![first.clone()]).await.unwrap();
     assert_eq!(stored[0].id, id);
 
-    let retry = NewEvent { data: json!({ "other": true }), expected_version: Some(0), ..first.clone() };
+    let retry = NewEvent { expected_version: Some(0), ..first.clone() };
     let again = append(&db, "acme", vec![retry]).await.unwrap();
     assert_eq!(again, stored, "the retry gets the stored event, not a conflict or a copy");
+    let other = NewEvent { data: json!({ "other": true }), ..first.clone() };
+    match append(&db, "acme", vec![other]).await {
+        Err(Error::Conflict { message, current_version: None }) => assert_eq!(message, "id already used"),
+        outcome => panic!("the same id with other content must conflict, got {outcome:?}"),
+    }
     assert_eq!(db.read_all(Cursor::ZERO, 100).await.unwrap().len(), 1);
     let next = append(&db, "acme", vec![new_event("s-1", "invoice:paid")]).await.unwrap();
     assert_eq!(next[0].version, 2, "a retry does not advance the stream");
@@ -164,7 +169,7 @@ async fn expected_version_conflicts_carry_the_current_version() {
     let stale = NewEvent { expected_version: Some(1), ..new_event("s-1", "a:b") };
     match append(&db, "acme", vec![stale]).await {
         Err(Error::Conflict { message, current_version }) => {
-            assert_eq!(current_version, 2);
+            assert_eq!(current_version, Some(2));
             assert_eq!(message, "expected version 1 of stream s-1, found 2");
         }
         other => panic!("expected a conflict, got {other:?}"),
@@ -181,7 +186,7 @@ async fn expected_version_conflicts_carry_the_current_version() {
         request("acme", vec![NewEvent { expected_version: Some(3), ..new_event("s-1", "a:b") }]),
     ];
     let outcomes = db.append_batch(&batch).await.unwrap();
-    assert!(matches!(outcomes[0], Err(Error::Conflict { current_version: 3, .. })), "{:?}", outcomes[0]);
+    assert!(matches!(outcomes[0], Err(Error::Conflict { current_version: Some(3), .. })), "{:?}", outcomes[0]);
     assert_eq!(outcomes[1].as_ref().unwrap()[0].version, 1);
     assert_eq!(outcomes[2].as_ref().unwrap()[0].version, 4);
 }
@@ -191,7 +196,7 @@ async fn a_request_is_all_or_nothing() {
     let db = TempStore::new().await;
     let doomed = vec![new_event("s-a", "a:b"), NewEvent { expected_version: Some(7), ..new_event("s-b", "a:b") }];
     let outcome = append(&db, "acme", doomed).await;
-    assert!(matches!(outcome, Err(Error::Conflict { current_version: 0, .. })), "{outcome:?}");
+    assert!(matches!(outcome, Err(Error::Conflict { current_version: Some(0), .. })), "{outcome:?}");
     assert!(db.read_all(Cursor::ZERO, 100).await.unwrap().is_empty(), "the first event was rolled back");
     assert_eq!(append(&db, "acme", vec![new_event("s-a", "a:b")]).await.unwrap()[0].version, 1);
 

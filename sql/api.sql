@@ -1,0 +1,336 @@
+-- The SQL API: the one current definition of every eventfeed function.
+--
+-- The server runs this file after the migrations at every start (and
+-- `eventfeed migrate` does), in one transaction under an advisory lock, so
+-- nodes starting together do not replace the same functions at once. Every
+-- statement is CREATE OR REPLACE: edit a function here. A change of a
+-- signature (arguments or result) also needs a migration that drops the old
+-- one, since CREATE OR REPLACE cannot change it and would add an overload.
+-- The migrations hold the schema; older definitions in them are history.
+
+-- The doorbell: one notification per appending statement (PostgreSQL folds
+-- identical notifications of one transaction into one). It carries no data;
+-- listeners read the table.
+CREATE OR REPLACE FUNCTION eventfeed.ring_doorbell() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('eventfeed', '');
+    RETURN NULL;
+END $$;
+
+-- The names the server emits or listens for (CONTRACT.md section 1): a stored
+-- event of such a type would reach sockets as if the server had sent it.
+CREATE OR REPLACE FUNCTION eventfeed.is_reserved_type(t text) RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT (strpos(t, ':') > 0 AND split_part(t, ':', 1) IN ('feed', 'auth', 'presence', 'request', 'event'))
+        OR t IN ('user:online', 'user:offline', 'user:typing', 'reconnected',
+                 'connect', 'disconnect', 'connect_error', 'error')
+$$;
+
+-- Appends one event and returns the stored row: the per-event path, shared by
+-- append_event and by append_batch's per-request path.
+--
+-- An id the tenant already has is an idempotent retry only if the content
+-- (stream, type, data, audience, metadata) is the same and p_reader may see
+-- the stored event: it is p_reader's own, or has no audience or one listing
+-- p_reader. Otherwise it raises EF409 'id already used', which shows nothing
+-- of the stored event. p_reader NULL (SQL callers, who can read the table
+-- anyway) skips the visibility rule.
+-- A stale expected_version raises EF409 with the current version as DETAIL.
+CREATE OR REPLACE FUNCTION eventfeed.insert_event(
+    p_tenant_id text, p_stream text, p_type text, p_data jsonb, p_id uuid,
+    p_expected_version bigint, p_actor_id text, p_actor_name text,
+    p_audience text[], p_metadata jsonb, p_reader text)
+RETURNS eventfeed.events
+LANGUAGE plpgsql AS $$
+DECLARE
+    stored eventfeed.events;
+    next_version bigint;
+BEGIN
+    IF eventfeed.is_reserved_type(p_type) THEN
+        RAISE EXCEPTION 'type % is reserved for the server''s own events', p_type
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_id IS NOT NULL THEN
+        SELECT * INTO stored FROM eventfeed.events e
+        WHERE e.tenant_id = p_tenant_id AND e.id = p_id;
+        IF FOUND THEN
+            IF (stored.stream, stored.type, stored.data) = (p_stream, p_type, p_data)
+               AND stored.audience IS NOT DISTINCT FROM p_audience
+               AND stored.metadata IS NOT DISTINCT FROM p_metadata
+               AND (p_reader IS NULL OR stored.actor_id = p_reader
+                    OR stored.audience IS NULL OR p_reader = ANY (stored.audience)) THEN
+                RETURN stored;
+            END IF;
+            RAISE EXCEPTION 'id already used' USING ERRCODE = 'EF409';
+        END IF;
+    END IF;
+
+    INSERT INTO eventfeed.streams AS s (tenant_id, stream, version)
+    VALUES (p_tenant_id, p_stream, 1)
+    ON CONFLICT (tenant_id, stream) DO UPDATE SET version = s.version + 1
+    RETURNING s.version INTO next_version;
+
+    IF p_expected_version IS NOT NULL AND p_expected_version <> next_version - 1 THEN
+        RAISE EXCEPTION 'expected version % of stream %, found %',
+                p_expected_version, p_stream, next_version - 1
+            USING ERRCODE = 'EF409', DETAIL = (next_version - 1)::text;
+    END IF;
+
+    INSERT INTO eventfeed.events
+        (id, tenant_id, stream, version, type, data, actor_id, actor_name, audience, metadata)
+    VALUES
+        (coalesce(p_id, gen_random_uuid()), p_tenant_id, p_stream, next_version, p_type,
+         p_data, p_actor_id, p_actor_name, p_audience, p_metadata)
+    RETURNING * INTO stored;
+    RETURN stored;
+END $$;
+
+-- The public SQL API (CONTRACT.md section 5).
+-- audience is the envelope's form: NULL, or {"users": ["u-1", ...]}.
+-- data may take at most eventfeed.max_event_bytes bytes (default 262144,
+-- 256 KiB; set it like any setting, e.g. ALTER DATABASE app SET
+-- eventfeed.max_event_bytes = '1048576'), metadata at most 16 KiB, both
+-- measured as their text form; a larger event raises EF413. HTTP and sockets
+-- check the same limits in the server.
+CREATE OR REPLACE FUNCTION eventfeed.append_event(
+    tenant_id text, stream text, type text, data jsonb,
+    id uuid DEFAULT NULL, expected_version bigint DEFAULT NULL,
+    actor_id text DEFAULT NULL, actor_name text DEFAULT NULL,
+    audience jsonb DEFAULT NULL, metadata jsonb DEFAULT NULL)
+RETURNS TABLE (cursor text, version bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    max_data bigint := coalesce(nullif(current_setting('eventfeed.max_event_bytes', true), ''), '262144')::bigint;
+    size bigint;
+    users text[];
+    stored eventfeed.events;
+BEGIN
+    size := octet_length(append_event.data::text);
+    IF size > max_data THEN
+        RAISE EXCEPTION 'data is % bytes; the limit is % (eventfeed.max_event_bytes)', size, max_data
+            USING ERRCODE = 'EF413';
+    END IF;
+    size := octet_length(append_event.metadata::text);
+    IF size > 16384 THEN
+        RAISE EXCEPTION 'metadata is % bytes; the limit is 16384', size USING ERRCODE = 'EF413';
+    END IF;
+    IF append_event.audience IS NOT NULL THEN
+        IF jsonb_typeof(append_event.audience -> 'users') IS DISTINCT FROM 'array' THEN
+            RAISE EXCEPTION 'audience must be null or {"users": [...]}'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        users := ARRAY(SELECT jsonb_array_elements_text(append_event.audience -> 'users'));
+    END IF;
+    stored := eventfeed.insert_event(
+        append_event.tenant_id, append_event.stream, append_event.type,
+        append_event.data, append_event.id, append_event.expected_version,
+        append_event.actor_id, append_event.actor_name, users, append_event.metadata, NULL);
+    cursor := stored.tx_id::text || '-' || stored.position::text;
+    version := stored.version;
+    RETURN NEXT;
+END $$;
+
+-- The server's group commit: many independent append requests in one
+-- transaction (one WAL flush, one NOTIFY), each request all-or-nothing on its
+-- own.
+--
+-- Input: one array element per event, all arrays of the same length: event n
+-- belongs to request request_of[n] (0, 1, 2, …, a request's events
+-- contiguous and in order). audience is a JSON array of user ids or NULL.
+-- The event's actor is also its reader for idempotent retries (insert_event).
+-- Typed arrays, not one jsonb document: no step ever carries or sorts more
+-- than one event's data, so a batch costs time and memory linear in its size.
+--
+-- Output, in input order: per stored event its request and what the server
+-- did not send (id, cursor, version, stored actor, time), or one row with an
+-- error code and message for a request that failed: conflict (with
+-- current_version for a stale expected version), invalid, or retry (a
+-- concurrent append of the same id: run the request again on its own).
+--
+-- jit is off: the planner takes each unnest for 100 rows, so a query over a
+-- batch is costed near jit_above_cost and a JIT compile (tens of
+-- milliseconds) would cost far more than the batch itself.
+CREATE OR REPLACE FUNCTION eventfeed.append_batch(
+    request_of int[], tenant_id text[], stream text[], type text[], data jsonb[],
+    id uuid[], expected_version bigint[], actor_id text[], actor_name text[],
+    audience jsonb[], metadata jsonb[])
+RETURNS TABLE (request int, code text, message text, current_version bigint, event_id uuid,
+               tx_id bigint, event_position bigint, version bigint, event_actor_id text,
+               event_actor_name text, created_at timestamptz)
+LANGUAGE plpgsql SET jit = off AS $$
+#variable_conflict use_column
+DECLARE
+    n_events int := coalesce(cardinality(request_of), 0);
+    touched record;
+    found_version bigint;
+    tenants text[] := '{}';
+    streams text[] := '{}';
+    versions bigint[] := '{}';
+    planned bigint[];
+    ids uuid[];
+    positions bigint[];
+    stamps timestamptz[];
+    clean boolean;
+BEGIN
+    -- Lock every stream the batch touches, one primary-key lookup each, in
+    -- one order, so that concurrent batches cannot deadlock on each other's
+    -- streams, and note its version (0: a new stream). A join against the
+    -- whole batch would be planned as a scan of the streams table.
+    FOR touched IN
+        SELECT DISTINCT u.t, u.s FROM unnest(append_batch.tenant_id, append_batch.stream) u (t, s) ORDER BY 1, 2
+    LOOP
+        SELECT st.version INTO found_version FROM eventfeed.streams st
+        WHERE st.tenant_id = touched.t AND st.stream = touched.s
+        FOR UPDATE;
+        tenants := tenants || touched.t;
+        streams := streams || touched.s;
+        versions := versions || coalesce(found_version, 0);
+    END LOOP;
+
+    -- Each event's version if every request succeeds: its stream's version
+    -- plus its place among the batch's events on that stream. The window
+    -- sorts (tenant, stream, n) only, never the data.
+    SELECT array_agg(v.version ORDER BY v.n) INTO planned FROM (
+        SELECT e.n, cur.v + row_number() OVER (PARTITION BY e.t, e.s ORDER BY e.n) AS version
+        FROM unnest(append_batch.tenant_id, append_batch.stream) WITH ORDINALITY e (t, s, n)
+        JOIN unnest(tenants, streams, versions) cur (t, s, v) ON cur.t = e.t AND cur.s = e.s
+    ) v;
+
+    -- The usual batch is clean: no stale expected version, no id stored
+    -- before or given twice, no reserved type. It is written with one INSERT
+    -- for its events and one for its streams.
+    SELECT coalesce(bool_and((e.x IS NULL OR e.x = planned[e.n] - 1) AND NOT eventfeed.is_reserved_type(e.ty)
+                             AND NOT (e.i IS NOT NULL AND EXISTS (
+                                 SELECT 1 FROM eventfeed.events old WHERE old.tenant_id = e.t AND old.id = e.i))), true)
+           AND count(e.i) = count(DISTINCT (e.t, e.i)) FILTER (WHERE e.i IS NOT NULL)
+    INTO clean
+    FROM unnest(append_batch.tenant_id, append_batch.id, append_batch.expected_version, append_batch.type)
+         WITH ORDINALITY e (t, i, x, ty, n);
+
+    IF clean THEN
+        ids := ARRAY(SELECT coalesce(i, gen_random_uuid()) FROM unnest(append_batch.id) WITH ORDINALITY u (i, n) ORDER BY n);
+        -- In a subtransaction: any failure (a concurrent append of the same
+        -- id, a broken rule) falls through to the per-request path, which
+        -- gives each request its own outcome.
+        BEGIN
+            WITH inserted AS (
+                -- Events by subscript, in input order (so positions follow
+                -- it): a function scan of the data itself, such as unnest,
+                -- would first copy it all into a tuplestore, on disk past
+                -- work_mem.
+                INSERT INTO eventfeed.events AS ev
+                    (id, tenant_id, stream, version, type, data, actor_id, actor_name, audience, metadata)
+                SELECT ids[k], append_batch.tenant_id[k], append_batch.stream[k], planned[k],
+                       append_batch.type[k], append_batch.data[k], append_batch.actor_id[k],
+                       append_batch.actor_name[k],
+                       CASE WHEN append_batch.audience[k] IS NOT NULL
+                            THEN ARRAY(SELECT jsonb_array_elements_text(append_batch.audience[k])) END,
+                       append_batch.metadata[k]
+                FROM generate_series(1, n_events) AS g (k)
+                RETURNING ev.tenant_id, ev.id, ev.position, ev.created_at
+            ), bumped AS (
+                -- Runs to completion although nothing reads it.
+                INSERT INTO eventfeed.streams AS st (tenant_id, stream, version)
+                SELECT u.t, u.s, max(planned[u.n])
+                FROM unnest(append_batch.tenant_id, append_batch.stream) WITH ORDINALITY u (t, s, n)
+                GROUP BY 1, 2 ORDER BY 1, 2
+                ON CONFLICT (tenant_id, stream) DO UPDATE SET version = excluded.version
+            )
+            SELECT array_agg(i.position ORDER BY k.n), array_agg(i.created_at ORDER BY k.n)
+            INTO positions, stamps
+            FROM unnest(append_batch.tenant_id, ids) WITH ORDINALITY k (t, i, n)
+            JOIN inserted i ON i.tenant_id = k.t AND i.id = k.i;
+        EXCEPTION
+            WHEN unique_violation OR deadlock_detected OR check_violation OR invalid_parameter_value
+                 OR invalid_text_representation OR not_null_violation THEN
+                clean := false;
+        END;
+    END IF;
+
+    IF clean THEN
+        RETURN QUERY
+            SELECT request_of[k], NULL::text, NULL::text, NULL::bigint, ids[k],
+                   pg_current_xact_id()::text::bigint, positions[k], planned[k],
+                   append_batch.actor_id[k], append_batch.actor_name[k], stamps[k]
+            FROM generate_series(1, n_events) AS g (k);
+        RETURN;
+    END IF;
+    RETURN QUERY SELECT * FROM eventfeed.append_requests(
+        request_of, append_batch.tenant_id, append_batch.stream, append_batch.type, append_batch.data,
+        append_batch.id, append_batch.expected_version, append_batch.actor_id, append_batch.actor_name,
+        append_batch.audience, append_batch.metadata);
+END $$;
+
+-- append_batch's per-request path (same arguments and result): each request
+-- in a subtransaction of its own, one insert_event per event, so a request
+-- that fails leaves the others in place. The streams are already locked by
+-- append_batch, in its order.
+CREATE OR REPLACE FUNCTION eventfeed.append_requests(
+    request_of int[], tenant_id text[], stream text[], type text[], data jsonb[],
+    id uuid[], expected_version bigint[], actor_id text[], actor_name text[],
+    audience jsonb[], metadata jsonb[])
+RETURNS TABLE (request int, code text, message text, current_version bigint, event_id uuid,
+               tx_id bigint, event_position bigint, version bigint, event_actor_id text,
+               event_actor_name text, created_at timestamptz)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    n_events int := coalesce(cardinality(request_of), 0);
+    lo int := 1;
+    hi int;
+    stored eventfeed.events[];
+    detail text;
+BEGIN
+    WHILE lo <= n_events LOOP
+        hi := lo;
+        WHILE hi < n_events AND request_of[hi + 1] = request_of[lo] LOOP
+            hi := hi + 1;
+        END LOOP;
+        request := request_of[lo];
+        code := NULL;
+        message := NULL;
+        current_version := NULL;
+        stored := '{}';
+        BEGIN
+            FOR k IN lo .. hi LOOP
+                stored := stored || eventfeed.insert_event(
+                    append_requests.tenant_id[k], append_requests.stream[k], append_requests.type[k],
+                    append_requests.data[k], append_requests.id[k], append_requests.expected_version[k],
+                    append_requests.actor_id[k], append_requests.actor_name[k],
+                    CASE WHEN append_requests.audience[k] IS NOT NULL
+                         THEN ARRAY(SELECT jsonb_array_elements_text(append_requests.audience[k])) END,
+                    append_requests.metadata[k], append_requests.actor_id[k]);
+            END LOOP;
+        EXCEPTION
+            WHEN SQLSTATE 'EF409' THEN
+                GET STACKED DIAGNOSTICS message = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL;
+                current_version := nullif(detail, '')::bigint;
+                code := 'conflict';
+            WHEN check_violation OR invalid_parameter_value OR invalid_text_representation
+                 OR not_null_violation THEN
+                code := 'invalid';
+                message := SQLERRM;
+            WHEN unique_violation THEN
+                code := 'retry';
+        END;
+        IF code IS NULL THEN
+            -- One row per stored event, in order; the data stays out of the result.
+            FOR k IN 1 .. cardinality(stored) LOOP
+                event_id := (stored[k]).id;
+                tx_id := (stored[k]).tx_id;
+                event_position := (stored[k]).position;
+                version := (stored[k]).version;
+                event_actor_id := (stored[k]).actor_id;
+                event_actor_name := (stored[k]).actor_name;
+                created_at := (stored[k]).created_at;
+                RETURN NEXT;
+            END LOOP;
+        ELSE
+            event_id := NULL; tx_id := NULL; event_position := NULL; version := NULL;
+            event_actor_id := NULL; event_actor_name := NULL; created_at := NULL;
+            RETURN NEXT;
+        END IF;
+        lo := hi + 1;
+    END LOOP;
+END $$;
