@@ -19,6 +19,10 @@ const MAX_BATCH: usize = 48;
 /// the batch commits beside the other (which may be stuck behind a lock that
 /// an application transaction holds on one of its streams).
 const LINGER: Duration = Duration::from_millis(2);
+/// A request of this many events commits in a transaction of its own. Its
+/// insert takes long enough (a 1,000-event one, hundreds of milliseconds)
+/// that small requests sharing its transaction would wait for it.
+const LARGE_REQUEST: usize = 64;
 
 struct Job {
     request: AppendRequest,
@@ -68,14 +72,25 @@ async fn dispatch(store: Store, mut rx: mpsc::Receiver<Job>, concurrency: usize)
                 _ = sleep_until(deadline) => break,
             }
         }
-        let Ok(slot) = slots.clone().acquire_owned().await else { return };
-        let (store, finished) = (store.clone(), finished.clone());
-        tokio::spawn(async move {
-            commit(&store, batch).await;
-            drop(slot);
-            finished.notify_one();
-        });
+        for transaction in transactions(batch) {
+            let Ok(slot) = slots.clone().acquire_owned().await else { return };
+            let (store, finished) = (store.clone(), finished.clone());
+            tokio::spawn(async move {
+                commit(&store, transaction).await;
+                drop(slot);
+                finished.notify_one();
+            });
+        }
     }
+}
+
+/// The transactions a batch is committed in: the small requests together
+/// (first, so that they do not queue behind a large one for a slot), then
+/// each large request alone.
+fn transactions(batch: Vec<Job>) -> impl Iterator<Item = Vec<Job>> {
+    let (large, small): (Vec<Job>, Vec<Job>) =
+        batch.into_iter().partition(|job| job.request.events.len() >= LARGE_REQUEST);
+    Some(small).filter(|s| !s.is_empty()).into_iter().chain(large.into_iter().map(|job| vec![job]))
 }
 
 async fn commit(store: &Store, batch: Vec<Job>) {
@@ -109,5 +124,37 @@ async fn commit(store: &Store, batch: Vec<Job>) {
         }
         // The requester may have gone away; its events are stored all the same.
         let _ = done.send(outcome);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{EventType, StreamName};
+    use crate::store::NewEvent;
+
+    fn job(events: usize) -> Job {
+        let event = NewEvent {
+            id: None,
+            stream: StreamName::parse("s").unwrap(),
+            event_type: EventType::parse("a:b").unwrap(),
+            data: serde_json::json!({}),
+            expected_version: None,
+            actor: None,
+            audience: None,
+            metadata: None,
+        };
+        let request = AppendRequest { tenant_id: "acme".into(), events: vec![event; events] };
+        Job { request, done: oneshot::channel().0 }
+    }
+
+    #[test]
+    fn large_requests_commit_alone_after_the_small_ones() {
+        let sizes = |batch: Vec<Job>| -> Vec<Vec<usize>> {
+            transactions(batch).map(|t| t.iter().map(|j| j.request.events.len()).collect()).collect()
+        };
+        assert_eq!(sizes(vec![job(1), job(1000), job(3), job(64)]), [vec![1, 3], vec![1000], vec![64]]);
+        assert_eq!(sizes(vec![job(500)]), [vec![500]]);
+        assert_eq!(sizes(vec![job(1), job(63)]), [vec![1, 63]]);
     }
 }
