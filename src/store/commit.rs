@@ -19,9 +19,10 @@ const MAX_BATCH: usize = 48;
 /// the batch commits beside the other (which may be stuck behind a lock that
 /// an application transaction holds on one of its streams).
 const LINGER: Duration = Duration::from_millis(2);
-/// A request of this many events commits in a transaction of its own. Its
-/// insert takes long enough (a 1,000-event one, hundreds of milliseconds)
-/// that small requests sharing its transaction would wait for it.
+/// A request of this many events commits in a transaction of its own, beside
+/// the batches and outside their slots. Its insert takes long enough (a
+/// 1,000-event one, hundreds of milliseconds) that small requests sharing its
+/// transaction, or queued for a slot behind a few such requests, would wait.
 const LARGE_REQUEST: usize = 64;
 
 struct Job {
@@ -57,6 +58,7 @@ impl Appender {
 /// a commit is mostly per batch) without making a lone request wait.
 async fn dispatch(store: Store, mut rx: mpsc::Receiver<Job>, concurrency: usize) {
     let slots = Arc::new(Semaphore::new(concurrency));
+    let large_slots = Arc::new(Semaphore::new(concurrency.div_ceil(2)));
     let finished = Arc::new(Notify::new());
     loop {
         let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -72,25 +74,31 @@ async fn dispatch(store: Store, mut rx: mpsc::Receiver<Job>, concurrency: usize)
                 _ = sleep_until(deadline) => break,
             }
         }
-        for transaction in transactions(batch) {
-            let Ok(slot) = slots.clone().acquire_owned().await else { return };
-            let (store, finished) = (store.clone(), finished.clone());
+        let (large, small) = split_large(batch);
+        for job in large {
+            // Waits for a large slot in its own task: the dispatcher goes on.
+            let (store, large_slots) = (store.clone(), large_slots.clone());
             tokio::spawn(async move {
-                commit(&store, transaction).await;
-                drop(slot);
-                finished.notify_one();
+                let Ok(_slot) = large_slots.acquire_owned().await else { return };
+                commit(&store, vec![job]).await;
             });
         }
+        if small.is_empty() {
+            continue;
+        }
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        let (store, finished) = (store.clone(), finished.clone());
+        tokio::spawn(async move {
+            commit(&store, small).await;
+            drop(slot);
+            finished.notify_one();
+        });
     }
 }
 
-/// The transactions a batch is committed in: the small requests together
-/// (first, so that they do not queue behind a large one for a slot), then
-/// each large request alone.
-fn transactions(batch: Vec<Job>) -> impl Iterator<Item = Vec<Job>> {
-    let (large, small): (Vec<Job>, Vec<Job>) =
-        batch.into_iter().partition(|job| job.request.events.len() >= LARGE_REQUEST);
-    Some(small).filter(|s| !s.is_empty()).into_iter().chain(large.into_iter().map(|job| vec![job]))
+/// The large requests of a batch, and the rest.
+fn split_large(batch: Vec<Job>) -> (Vec<Job>, Vec<Job>) {
+    batch.into_iter().partition(|job| job.request.events.len() >= LARGE_REQUEST)
 }
 
 async fn commit(store: &Store, batch: Vec<Job>) {
@@ -149,12 +157,13 @@ mod tests {
     }
 
     #[test]
-    fn large_requests_commit_alone_after_the_small_ones() {
-        let sizes = |batch: Vec<Job>| -> Vec<Vec<usize>> {
-            transactions(batch).map(|t| t.iter().map(|j| j.request.events.len()).collect()).collect()
+    fn large_requests_are_split_off() {
+        let sizes = |batch: Vec<Job>| {
+            let (large, small) = split_large(batch);
+            let count = |jobs: Vec<Job>| jobs.iter().map(|j| j.request.events.len()).collect::<Vec<_>>();
+            (count(large), count(small))
         };
-        assert_eq!(sizes(vec![job(1), job(1000), job(3), job(64)]), [vec![1, 3], vec![1000], vec![64]]);
-        assert_eq!(sizes(vec![job(500)]), [vec![500]]);
-        assert_eq!(sizes(vec![job(1), job(63)]), [vec![1, 63]]);
+        assert_eq!(sizes(vec![job(1), job(1000), job(3), job(64)]), (vec![1000, 64], vec![1, 3]));
+        assert_eq!(sizes(vec![job(1), job(63)]), (vec![], vec![1, 63]));
     }
 }
