@@ -3,6 +3,7 @@
 //! conditions and a PASS/FAIL against the target, and drops the database.
 
 mod append;
+mod batch;
 mod fanout;
 mod harness;
 mod http;
@@ -34,6 +35,8 @@ struct Cli {
 enum Command {
     /// Appends/s over HTTP (64 connections) against a pgbench INSERT baseline; target ≥ 2x.
     Append(append::Args),
+    /// One atomic append of 1, 100 and 1,000 events of 1 KB and 16 KB: time and temp files per event.
+    Batch(batch::Args),
     /// Cursor-paged reads of a 1,000,000-event tenant, and the query plan.
     Reads(reads::Args),
     /// 1,000 sockets, 1,000 events/s: delivery latency (p99 ≤ 50 ms) and loss (none).
@@ -71,6 +74,7 @@ async fn run(cli: Cli, nofile: u64) -> anyhow::Result<bool> {
     let setup = &cli.setup;
     let rows = match cli.command {
         Command::Append(args) => append::run(setup, &args).await?,
+        Command::Batch(args) => batch::run(setup, &args).await?,
         Command::Reads(args) => reads::run(setup, &args).await?,
         Command::Fanout(args) => fanout::run(setup, &args).await?,
         Command::Replay(args) => replay::run(setup, &args).await?,
@@ -82,10 +86,11 @@ async fn run(cli: Cli, nofile: u64) -> anyhow::Result<bool> {
 
 async fn all(setup: &Setup, nofile: u64) -> anyhow::Result<bool> {
     let mut rows: Vec<Row> = Vec::new();
-    for name in ["append", "reads", "fanout", "replay", "idle"] {
+    for name in ["append", "batch", "reads", "fanout", "replay", "idle"] {
         println!("\n## {name}");
         let outcome = match name {
             "append" => append::run(setup, &defaults::<append::Args>()).await,
+            "batch" => batch::run(setup, &defaults::<batch::Args>()).await,
             "reads" => reads::run(setup, &defaults::<reads::Args>()).await,
             "fanout" => fanout::run(setup, &defaults::<fanout::Args>()).await,
             "replay" => replay::run(setup, &defaults::<replay::Args>()).await,
@@ -122,5 +127,7 @@ mod tests {
         assert_eq!((reads.events, reads.other_tenant_events, reads.limit), (1_000_000, 100_000, 100));
         let fanout = defaults::<fanout::Args>();
         assert_eq!((fanout.sockets, fanout.rate), (1000, 1000));
+        let batch = defaults::<batch::Args>();
+        assert_eq!((batch.events, batch.bytes), (vec![1, 100, 1000], vec![1024, 16384]));
     }
 }
