@@ -1,13 +1,14 @@
 // Trust (issue 10): what a client is shown never reveals another tenant's
-// activity, ids with ':' never share a room, and commands emitted in the
-// `connect` handler are never lost.
+// activity or another user's event, ids with ':' never share a room, commands
+// emitted in the `connect` handler are never lost, and no append can pose as the server.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { io } from 'socket.io-client';
 import { useFixture } from './lib/fixture.mjs';
-import { appendHttp, tenant, http } from './lib/http.mjs';
-import { publisher, reader } from './lib/token.mjs';
+import { appendHttp, tenant, http, uuid } from './lib/http.mjs';
+import { publisher, reader, service } from './lib/token.mjs';
+import { assertErrorAck } from './lib/check.mjs';
 import { withTimeout } from './lib/client.mjs';
 
 const f = useFixture();
@@ -76,5 +77,34 @@ test(
         for (const s of sockets) s.close();
       }
     }
+  }),
+);
+
+test(
+  'event:append: a reused id never shows another user\'s event; reserved types and NUL are invalid',
+  f.run(async () => {
+    const t = tenant('retry');
+    const id = uuid();
+    const secret = { id, stream: 'inbox/u1', type: 'notification:private', data: { secret: 's3cret-for-u1' }, audience: { users: ['u1'] } };
+    const [stored] = await appendHttp(f.server, service(t), secret);
+
+    const u2 = await f.connect(f.server, { token: publisher(t, 'u2'), label: 'publisher u2' });
+    for (const body of [{ id, stream: 'x', type: 'a:b', data: {} }, { ...secret, audience: undefined }]) {
+      const ack = await u2.ack('event:append', body);
+      assertErrorAck(ack, 'conflict');
+      assert.equal(ack.error.message, 'id already used', JSON.stringify(ack));
+      assert.equal(ack.error.currentVersion, undefined, JSON.stringify(ack));
+      assert.ok(!JSON.stringify(ack).includes('s3cret'), `the ack shows the stored event: ${JSON.stringify(ack)}`);
+    }
+    const svc = await f.connect(f.server, { token: service(t), label: 'service' });
+    const again = await svc.ack('event:append', secret);
+    assert.deepEqual(again, { ok: true, event: stored }, 'the service\'s own retry is idempotent');
+
+    for (const type of ['feed:reset', 'auth:expired', 'user:online', 'presence:x']) {
+      const ack = await u2.ack('event:append', { stream: 's', type, data: {} });
+      assertErrorAck(ack, 'invalid');
+      assert.match(ack.error.message, /reserved/, JSON.stringify(ack));
+    }
+    assertErrorAck(await u2.ack('event:append', { stream: 's', type: 'a:b', data: { x: 'a\u0000b' } }), 'invalid');
   }),
 );
