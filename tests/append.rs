@@ -267,6 +267,13 @@ both_stores!(nul_characters_are_invalid_and_touch_no_other_request, |s: common::
             assert_eq!(body["error"]["code"], "invalid", "{body}");
         }
     }
+    // A lone surrogate is not Unicode at all: refused by the JSON parser.
+    let lone = r#"{"stream": "s", "type": "a:b", "data": {"x": "\ud800"}}"#;
+    let (status, body) = common::send(
+        s.request(reqwest::Method::POST, "/api/events", &service).header("content-type", "application/json").body(lone),
+    )
+    .await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid")), "{body}");
     let reader = token("acme", "r", &["auditor"]);
     for path in ["/api/events?consumer=c%00", "/api/audit?actor=u%00"] {
         let (status, body) = s.get(&reader, path).await;
