@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use super::*;
+use uuid::Uuid;
+
 use crate::event::{EventType, StreamName, TypeFilter};
+use crate::store::{AppendRequest, NewEvent};
 
 /// A store on a fresh file, deleted with its WAL files when dropped.
 pub(crate) struct TempStore {
