@@ -2,9 +2,10 @@
 //! group commit's call of `eventfeed.append_batch` (sql/api.sql).
 
 use serde_json::Value;
-use sqlx::postgres::PgRow;
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::query::Query;
 use sqlx::types::Json;
-use sqlx::{PgPool, Row};
+use sqlx::{PgPool, Postgres, Row};
 
 use super::PgStore;
 use crate::cursor::Cursor;
@@ -34,54 +35,60 @@ impl PgStore {
         let events: Vec<(usize, &NewEvent)> =
             batch.iter().enumerate().flat_map(|(i, r)| r.events.iter().map(move |e| (i, e))).collect();
         // One statement is its own transaction: no BEGIN and COMMIT round trips.
-        let rows = sqlx::query(
-            "SELECT b.* FROM eventfeed.append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-             WITH ORDINALITY AS b ORDER BY b.ordinality",
-        )
-        .bind(events.iter().map(|&(i, _)| i as i32).collect::<Vec<_>>())
-        .bind(events.iter().map(|&(i, _)| batch[i].tenant_id.as_str()).collect::<Vec<_>>())
-        .bind(events.iter().map(|(_, e)| e.stream.as_str()).collect::<Vec<_>>())
-        .bind(events.iter().map(|(_, e)| e.event_type.as_str()).collect::<Vec<_>>())
-        .bind(events.iter().map(|(_, e)| Json(&e.data)).collect::<Vec<_>>())
-        .bind(events.iter().map(|(_, e)| e.id).collect::<Vec<_>>())
-        .bind(events.iter().map(|(_, e)| e.expected_version).collect::<Vec<_>>())
-        .bind(events.iter().map(|(_, e)| e.actor.as_ref().map(|a| a.user_id.as_str())).collect::<Vec<_>>())
-        .bind(events.iter().map(|(_, e)| e.actor.as_ref().and_then(|a| a.username.as_deref())).collect::<Vec<_>>())
-        .bind(events.iter().map(|(_, e)| e.audience.as_ref().map(|a| Json(&a.users))).collect::<Vec<_>>())
-        .bind(events.iter().map(|(_, e)| stored_metadata(e).map(Json)).collect::<Vec<_>>())
-        .fetch_all(&self.main())
-        .await?;
-
-        let mut outcomes: Vec<Option<Result<Vec<Event>>>> = batch.iter().map(|_| Some(Ok(Vec::new()))).collect();
-        for row in &rows {
-            let request: i32 = row.try_get("request")?;
-            let (slot, sent) = outcomes
-                .get_mut(request as usize)
-                .zip(batch.get(request as usize))
-                .ok_or_else(|| Error::internal(anyhow::anyhow!("append_batch answered for request {request}")))?;
-            let code: Option<String> = row.try_get("code")?;
-            *slot = match (code.as_deref(), slot.take()) {
-                (None, Some(Ok(mut stored))) => {
-                    let new = sent.events.get(stored.len()).ok_or_else(|| {
-                        Error::internal(anyhow::anyhow!("append_batch stored more events for request {request}"))
-                    })?;
-                    stored.push(stored_event(row, &sent.tenant_id, new)?);
-                    Some(Ok(stored))
-                }
-                (Some("conflict"), _) => {
-                    let current_version = row.try_get::<Option<i64>, _>("current_version")?;
-                    let message = row.try_get::<Option<String>, _>("message")?.unwrap_or_default();
-                    Some(Err(Error::Conflict { message, current_version }))
-                }
-                (Some("retry"), _) => None,
-                (Some(_), _) => {
-                    Some(Err(Error::Invalid(row.try_get::<Option<String>, _>("message")?.unwrap_or_default())))
-                }
-                (None, other) => other,
-            };
-        }
-        Ok(outcomes)
+        let rows = batch_query(batch, &events).fetch_all(&self.main()).await?;
+        outcomes(batch, &rows)
     }
+}
+
+/// `eventfeed.append_batch` with the batch as its typed arrays, an element an event.
+fn batch_query<'q>(batch: &'q [AppendRequest], events: &[(usize, &'q NewEvent)]) -> Query<'q, Postgres, PgArguments> {
+    sqlx::query(
+        "SELECT b.* FROM eventfeed.append_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+         WITH ORDINALITY AS b ORDER BY b.ordinality",
+    )
+    .bind(events.iter().map(|&(i, _)| i as i32).collect::<Vec<_>>())
+    .bind(events.iter().map(|&(i, _)| batch[i].tenant_id.as_str()).collect::<Vec<_>>())
+    .bind(events.iter().map(|(_, e)| e.stream.as_str()).collect::<Vec<_>>())
+    .bind(events.iter().map(|(_, e)| e.event_type.as_str()).collect::<Vec<_>>())
+    .bind(events.iter().map(|(_, e)| Json(&e.data)).collect::<Vec<_>>())
+    .bind(events.iter().map(|(_, e)| e.id).collect::<Vec<_>>())
+    .bind(events.iter().map(|(_, e)| e.expected_version).collect::<Vec<_>>())
+    .bind(events.iter().map(|(_, e)| e.actor.as_ref().map(|a| a.user_id.as_str())).collect::<Vec<_>>())
+    .bind(events.iter().map(|(_, e)| e.actor.as_ref().and_then(|a| a.username.as_deref())).collect::<Vec<_>>())
+    .bind(events.iter().map(|(_, e)| e.audience.as_ref().map(|a| Json(&a.users))).collect::<Vec<_>>())
+    .bind(events.iter().map(|(_, e)| stored_metadata(e).map(Json)).collect::<Vec<_>>())
+}
+
+/// Each request's outcome from `append_batch`'s rows: its stored events, or
+/// its error; `None` for a request to run again on its own.
+fn outcomes(batch: &[AppendRequest], rows: &[PgRow]) -> Result<Vec<Option<Result<Vec<Event>>>>> {
+    let mut outcomes: Vec<Option<Result<Vec<Event>>>> = batch.iter().map(|_| Some(Ok(Vec::new()))).collect();
+    for row in rows {
+        let request: i32 = row.try_get("request")?;
+        let (slot, sent) = outcomes
+            .get_mut(request as usize)
+            .zip(batch.get(request as usize))
+            .ok_or_else(|| Error::internal(anyhow::anyhow!("append_batch answered for request {request}")))?;
+        let code: Option<String> = row.try_get("code")?;
+        *slot = match (code.as_deref(), slot.take()) {
+            (None, Some(Ok(mut stored))) => {
+                let new = sent.events.get(stored.len()).ok_or_else(|| {
+                    Error::internal(anyhow::anyhow!("append_batch stored more events for request {request}"))
+                })?;
+                stored.push(stored_event(row, &sent.tenant_id, new)?);
+                Some(Ok(stored))
+            }
+            (Some("conflict"), _) => {
+                let current_version = row.try_get::<Option<i64>, _>("current_version")?;
+                let message = row.try_get::<Option<String>, _>("message")?.unwrap_or_default();
+                Some(Err(Error::Conflict { message, current_version }))
+            }
+            (Some("retry"), _) => None,
+            (Some(_), _) => Some(Err(Error::Invalid(row.try_get::<Option<String>, _>("message")?.unwrap_or_default()))),
+            (None, other) => other,
+        };
+    }
+    Ok(outcomes)
 }
 
 /// Any number that no other advisory lock on the database uses.
