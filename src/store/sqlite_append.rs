@@ -58,8 +58,6 @@ async fn append_request(conn: &mut SqliteConnection, request: &AppendRequest) ->
 
 /// The semantics of `eventfeed.insert_event` (sql/api.sql).
 async fn append_one(conn: &mut SqliteConnection, tenant_id: &str, new: &NewEvent) -> Result<Event> {
-    static BY_ID: LazyLock<String> =
-        LazyLock::new(|| format!("SELECT {COLUMNS} FROM events WHERE tenant_id = ?1 AND id = ?2"));
     static INSERT: LazyLock<String> = LazyLock::new(|| {
         format!(
             "INSERT INTO events (id, tenant_id, stream, version, type, data, actor_id, actor_name, \
@@ -67,15 +65,8 @@ async fn append_one(conn: &mut SqliteConnection, tenant_id: &str, new: &NewEvent
              RETURNING {COLUMNS}"
         )
     });
-    if let Some(id) = new.id {
-        // An id the tenant already has: the retry of an append that succeeded,
-        // answered only if it is the same event and the requester may see it.
-        let stored =
-            sqlx::query(BY_ID.as_str()).bind(tenant_id).bind(id.hyphenated()).fetch_optional(&mut *conn).await?;
-        if let Some(row) = stored {
-            let stored = event_from_row(&row)?;
-            return if is_retry_of(new, &stored) { Ok(stored) } else { Err(Error::id_used()) };
-        }
+    if let Some(stored) = retried(conn, tenant_id, new).await? {
+        return Ok(stored);
     }
     let stream = new.stream.as_str();
     let version: i64 = sqlx::query_scalar(
@@ -110,6 +101,18 @@ async fn append_one(conn: &mut SqliteConnection, tenant_id: &str, new: &NewEvent
         .await
         .map_err(refused)?;
     event_from_row(&row)
+}
+
+/// The event an id the tenant already has names: the retry of an append that
+/// succeeded, answered only if it is the same event and the requester may see
+/// it (else `conflict`). `None` for a new id.
+async fn retried(conn: &mut SqliteConnection, tenant_id: &str, new: &NewEvent) -> Result<Option<Event>> {
+    static BY_ID: LazyLock<String> =
+        LazyLock::new(|| format!("SELECT {COLUMNS} FROM events WHERE tenant_id = ?1 AND id = ?2"));
+    let Some(id) = new.id else { return Ok(None) };
+    let row = sqlx::query(BY_ID.as_str()).bind(tenant_id).bind(id.hyphenated()).fetch_optional(&mut *conn).await?;
+    let Some(stored) = row.as_ref().map(event_from_row).transpose()? else { return Ok(None) };
+    if is_retry_of(new, &stored) { Ok(Some(stored)) } else { Err(Error::id_used()) }
 }
 
 /// Whether `new` repeats `stored` (same stream, type, data, audience and
