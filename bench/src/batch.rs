@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::harness::{Env, Setup};
 use crate::http::{append, one_connection};
 use crate::report::Row;
-use crate::stats::{Histogram, machine_cores, ms};
+use crate::stats::{Cpu, Histogram, machine_cores, ms};
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct Args {
@@ -102,7 +102,9 @@ async fn neighbours(env: &Env, args: &Args) -> anyhow::Result<Row> {
             anyhow::Ok(batches)
         }));
     }
+    let cpu = Cpu::sample(env.server.pid);
     let loaded = singles(env, period).await;
+    let usage = cpu.since(&Cpu::sample(env.server.pid));
     stop.store(true, Ordering::Relaxed);
     let mut batches = 0;
     for loader in loaders {
@@ -114,6 +116,7 @@ async fn neighbours(env: &Env, args: &Args) -> anyhow::Result<Row> {
         alone.summary(),
         loaded.summary()
     );
+    println!("# {usage}");
     Ok(Row::new(
         "single append beside large batches",
         format!(
@@ -124,9 +127,10 @@ async fn neighbours(env: &Env, args: &Args) -> anyhow::Result<Row> {
         ),
         &format!("p99 ≤ {}", ms(TARGET_NEIGHBOUR_P99_MICROS)),
         &format!(
-            "{} connections appending 1,000 x 1 KB batches, {batches} in {} s; one connection appending",
+            "{} connections appending 1,000 x 1 KB batches, {batches} in {} s; one connection appending; {}",
             args.loaders,
-            period.as_secs()
+            period.as_secs(),
+            usage.short()
         ),
         Some(loaded.quantile(0.99) <= TARGET_NEIGHBOUR_P99_MICROS),
     ))
