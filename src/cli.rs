@@ -30,7 +30,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the server (the default).
     Serve(Box<Config>),
-    /// Apply the store's migrations and exit.
+    /// Apply the store's migrations (and on PostgreSQL the SQL API, sql/api.sql) and exit.
     Migrate(StoreConfig),
     /// Print a development JWT signed with EVENTFEED_JWT_SECRET.
     Token {
