@@ -293,3 +293,26 @@ both_stores!(nul_characters_are_invalid_and_touch_no_other_request, |s: common::
         assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid")), "{body}");
     }
 });
+
+both_stores!(a_large_request_and_small_ones_at_once_all_commit, |s: common::TestServer| async move {
+    // A large request commits on its own, beside the small ones' group commits.
+    let t = token("acme", "u1", &["publisher"]);
+    let large: Vec<_> = (0..200).map(|i| event("big", "x:chunk", json!({ "i": i }))).collect();
+    let mut tasks = vec![{
+        let (s, t) = (s.clone(), t.clone());
+        tokio::spawn(async move { s.append(&t, json!({ "events": large })).await })
+    }];
+    for i in 0..20 {
+        let (s, t) = (s.clone(), t.clone());
+        tasks.push(tokio::spawn(async move { s.append(&t, event(&format!("small-{i}"), "x:y", json!({}))).await }));
+    }
+    for task in tasks {
+        let (status, body) = task.await.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let (_, stream) = s.get(&t, "/api/streams/big?limit=1000").await;
+    let versions: Vec<i64> =
+        stream["events"].as_array().unwrap().iter().map(|e| e["version"].as_i64().unwrap()).collect();
+    assert_eq!(versions, (1..=200).collect::<Vec<i64>>());
+    assert_eq!(s.read_all(&t, "0", 1000).await.len(), 220);
+});

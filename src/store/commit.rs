@@ -58,7 +58,10 @@ impl Appender {
 /// a commit is mostly per batch) without making a lone request wait.
 async fn dispatch(store: Store, mut rx: mpsc::Receiver<Job>, concurrency: usize) {
     let slots = Arc::new(Semaphore::new(concurrency));
-    let large_slots = Arc::new(Semaphore::new(concurrency.div_ceil(2)));
+    // With one writer (SQLite) a large request waits for the one slot like the
+    // rest: beside it, a small batch would only wait for the write lock, up to
+    // its busy timeout, inside a transaction.
+    let large_slots = if concurrency > 1 { Arc::new(Semaphore::new(concurrency / 2)) } else { slots.clone() };
     let finished = Arc::new(Notify::new());
     loop {
         let mut batch = Vec::with_capacity(MAX_BATCH);
