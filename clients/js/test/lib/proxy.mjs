@@ -63,6 +63,13 @@ export async function startProxy(target) {
     client.on('close', cut);
   });
 
+  // Every connection, upgraded ones included, so that close() ends them all.
+  const all = new Set();
+  server.on('connection', (c) => {
+    all.add(c);
+    c.on('close', () => all.delete(c));
+  });
+
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     url: `http://127.0.0.1:${server.address().port}`,
@@ -81,8 +88,9 @@ export async function startProxy(target) {
       delayMs = slowMs;
     },
     close() {
-      server.closeAllConnections();
-      return new Promise((resolve) => server.close(resolve));
+      const closed = new Promise((resolve) => server.close(resolve));
+      for (const c of all) c.destroy();
+      return closed;
     },
   };
 }
