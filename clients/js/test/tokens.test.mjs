@@ -21,17 +21,23 @@ describe('token expiry (postgres)', () => {
     await store?.cleanup();
   });
 
-  async function run(token, until) {
+  async function run(token, until, options = {}, ready = 'live') {
     const t = h.tenant();
-    const feed = h.open(server.url, { token: () => token(t), storage: h.memoryStorage() });
+    const feed = h.open(server.url, { token: () => token(t), storage: h.memoryStorage(), ...options });
     const seen = h.record(feed);
     const statuses = [];
     feed.onStatus((s) => statuses.push(s));
-    await h.until(() => feed.status === 'live', 'live');
+    await h.until(() => feed.status === ready, ready);
+    if (ready === 'fallback') {
+      // No cursor yet, and SSE starts live: take one from a first event.
+      await h.append(server.url, h.publisher(t), { stream: 'items', type: 'probe:ping', data: {} });
+      await h.until(() => seen.length === 1, 'the probe');
+      seen.length = 0;
+    }
     const loop = h.appendLoop(() => server.url, h.publisher(t), { everyMs: 50 });
     await h.until(until, 'three token lifetimes', 30_000);
     const n = await loop.stop();
-    await h.until(() => seen.length >= n && feed.status === 'live', `all ${n} events`, 20_000);
+    await h.until(() => seen.length >= n && feed.status === ready, `all ${n} events`, 20_000);
     await feed.close();
     assert.deepEqual(h.numbers(seen), h.range(0, n), 'every event once, in order');
     return statuses;
@@ -62,5 +68,18 @@ describe('token expiry (postgres)', () => {
     };
     const statuses = await run(token, () => calls >= 5);
     assert.deepEqual(statuses, ['live', 'closed'], 'auth:refresh kept the one connection');
+  });
+
+  test('over SSE, an expiry ends the stream and the feed goes on with a new token', async () => {
+    let calls = 0;
+    const token = (t) => {
+      calls += 1;
+      return h.mintToken({ sub: 'u-sse', tenant: t, expIn: LIFETIME_S });
+    };
+    // A namespace the server does not serve refuses every socket connect.
+    const options = { fallback: 'sse', fallbackAfter: 1, namespace: '/not-served' };
+    const start = Date.now();
+    await run(token, () => Date.now() - start > 3.5 * LIFETIME_S * 1000, options, 'fallback');
+    assert.ok(calls >= 4, `a token for each SSE stream: ${calls}`);
   });
 });
