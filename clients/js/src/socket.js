@@ -67,14 +67,14 @@ class SocketLink {
   }
 
   refused(err) {
-    const expired = /expired/i.test(err.message);
-    if (!expired) this.failures += 1;
-    if (this.failures >= this.feed.fallbackAfter) this.feed._socketDown(true);
-    else this.feed._socketDown(false);
+    // An expired token that the function can replace is no failure: the
+    // next handshake carries a new one. A fixed token stays expired.
+    const renewable = /expired/i.test(err.message) && this.feed.tokens.refreshable;
+    if (!renewable) this.failures += 1;
+    this.feed._socketDown(this.failures >= this.feed.fallbackAfter);
     // A transport error is retried by socket.io-client; a handshake the
-    // server refused is final for it, so the feed retries by itself (and the
-    // next handshake calls the token function again).
-    if (!this.socket.active) this.retry(expired ? 1 : this.failures + 1);
+    // server refused is final for it, so the feed retries by itself.
+    if (!this.socket.active) this.retry(renewable ? 1 : this.failures + 1);
   }
 
   disconnected(reason) {
