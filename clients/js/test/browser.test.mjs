@@ -15,7 +15,7 @@ import { startProxy } from './lib/proxy.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const SCREENS = path.resolve(here, '..', '..', '..', 'target', 'client-screens');
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 
 /** Serves the test page from an origin of its own. */
 async function pageServer() {
