@@ -72,6 +72,26 @@ for (const kind of ['postgres', 'sqlite']) {
       await feed.close();
     });
 
+    test('presence over HTTP while the socket cannot connect', async () => {
+      const t = h.tenant();
+      const online = h.open(server.url, { token: h.reader(t, 'u-bob'), storage: h.memoryStorage() });
+      await h.until(() => online.status === 'live', 'live');
+      const refused = h.open(server.url, {
+        token: h.reader(t, 'u-carol'),
+        storage: h.memoryStorage(),
+        namespace: '/not-served',
+        fallback: 'poll',
+        fallbackAfter: 1,
+      });
+      await h.until(() => refused.status === 'fallback', 'fallback');
+      const users = await refused.presence();
+      assert.deepEqual(
+        users.map((u) => u.userId),
+        ['u-bob'],
+      );
+      await Promise.all([online.close(), refused.close()]);
+    });
+
     test('a new feed on the same storage resumes after the last delivered event', async () => {
       const t = h.tenant();
       const storage = h.memoryStorage();
