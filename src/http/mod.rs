@@ -2,6 +2,7 @@
 //! `router()`, plus the extractors they share.
 
 mod audit;
+mod client_js;
 mod console;
 mod consumers;
 mod events;
@@ -32,6 +33,7 @@ pub fn router() -> Router<AppState> {
         .merge(consumers::router())
         .merge(console::router())
         .merge(health::router())
+        .merge(client_js::router())
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .fallback(|| async { Error::NotFound })
 }
