@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 use serde_json::Value;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Principal;
@@ -15,18 +16,45 @@ pub const MAX_METADATA_BYTES: usize = 16 * 1024;
 /// Most events in one atomic append.
 pub const MAX_EVENTS_PER_APPEND: usize = 1000;
 
-#[derive(Debug, Deserialize)]
+/// One event to append. `data` is at most `EVENTFEED_MAX_EVENT_BYTES`
+/// serialized, `metadata` at most 16 KiB; only `service` and `admin` set
+/// `audience`, only `service` sets `actor`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EventInput {
+    #[schema(pattern = "^[A-Za-z0-9_.:@/-]{1,200}$")]
     pub stream: String,
     #[serde(rename = "type")]
+    #[schema(pattern = "^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)+$", max_length = 100)]
     pub event_type: String,
+    #[schema(value_type = Object)]
     pub data: Value,
     pub id: Option<Uuid>,
+    /// Append only if the stream's version is this; `0`: the stream must be new.
+    #[schema(minimum = 0)]
     pub expected_version: Option<i64>,
     pub audience: Option<Audience>,
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
     pub actor: Option<Actor>,
+}
+
+/// Several events appended atomically: all stored, or none.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Batch {
+    /// Each is read as an event on its own, so that an error can name its index.
+    #[schema(value_type = Vec<EventInput>, min_items = 1, max_items = 1000)]
+    events: Vec<Value>,
+}
+
+/// The append body: one event, or a batch. `parse_request` reads it.
+#[derive(ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // Only its schema is used: the parser reads the two shapes itself.
+pub enum AppendBody {
+    One(EventInput),
+    Batch(Batch),
 }
 
 impl EventInput {
@@ -88,10 +116,11 @@ pub fn parse_request(
     idempotency_key: Option<&str>,
 ) -> Result<AppendRequest> {
     let inputs: Vec<Value> = match body {
-        Value::Object(mut obj) if obj.contains_key("events") => match obj.remove("events") {
-            Some(Value::Array(events)) if obj.is_empty() => events,
-            _ => return Err(Error::Invalid("a batch is {\"events\": [ ... ]} and nothing else".into())),
-        },
+        Value::Object(obj) if obj.contains_key("events") => {
+            let batch: Batch = serde_json::from_value(Value::Object(obj))
+                .map_err(|e| Error::Invalid(format!("a batch is {{\"events\": [ ... ]}} and nothing else: {e}")))?;
+            batch.events
+        }
         single @ Value::Object(_) => vec![single],
         _ => return Err(Error::Invalid("the body must be an event object or {\"events\": [...]}".into())),
     };
