@@ -77,6 +77,14 @@ impl EventInput {
                 return Err(Error::TooLarge(format!("metadata is {size} bytes; the limit is {MAX_METADATA_BYTES}")));
             }
         }
+        let actor_nul = self
+            .actor
+            .as_ref()
+            .is_some_and(|a| a.user_id.contains('\0') || a.username.as_ref().is_some_and(|n| n.contains('\0')));
+        let audience_nul = self.audience.as_ref().is_some_and(|a| a.users.iter().any(|u| u.contains('\0')));
+        if has_nul(&self.data) || self.metadata.as_ref().is_some_and(has_nul) || actor_nul || audience_nul {
+            return Err(Error::Invalid("text must not contain a NUL character (\\u0000)".into()));
+        }
         if self.expected_version.is_some_and(|v| v < 0) {
             return Err(Error::Invalid("expectedVersion must be 0 or more".into()));
         }
@@ -103,6 +111,18 @@ impl EventInput {
             audience: self.audience,
             metadata: self.metadata,
         })
+    }
+}
+
+/// Whether a JSON value holds a NUL character, in a string or a key: PostgreSQL
+/// cannot store one in `text` or `jsonb`, so it is refused as invalid input
+/// on both stores alike, never left to fail as an internal error.
+fn has_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(has_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
     }
 }
 
@@ -200,6 +220,9 @@ mod tests {
             json!({"stream": "s", "type": "a:b", "data": {}, "audience": {"users": []}}),
             json!({"events": []}),
             json!([1]),
+            json!({"stream": "s", "type": "a:b", "data": {"k": ["nul \u{0} here"]}}),
+            json!({"stream": "s", "type": "a:b", "data": {"nul \u{0} key": 1}}),
+            json!({"stream": "s", "type": "a:b", "data": {}, "metadata": {"m": "\u{0}"}}),
         ];
         for body in cases {
             let err = parse_request(body.clone(), &p, 1024, None).unwrap_err();
