@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 use serde_json::Value;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Principal;
@@ -15,18 +16,45 @@ pub const MAX_METADATA_BYTES: usize = 16 * 1024;
 /// Most events in one atomic append.
 pub const MAX_EVENTS_PER_APPEND: usize = 1000;
 
-#[derive(Debug, Deserialize)]
+/// One event to append. `data` is at most `EVENTFEED_MAX_EVENT_BYTES`
+/// serialized, `metadata` at most 16 KiB; only `service` and `admin` set
+/// `audience`, only `service` sets `actor`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EventInput {
+    #[schema(pattern = "^[A-Za-z0-9_.:@/-]{1,200}$")]
     pub stream: String,
     #[serde(rename = "type")]
+    #[schema(pattern = "^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)+$", max_length = 100)]
     pub event_type: String,
+    #[schema(value_type = Object)]
     pub data: Value,
     pub id: Option<Uuid>,
+    /// Append only if the stream's version is this; `0`: the stream must be new.
+    #[schema(minimum = 0)]
     pub expected_version: Option<i64>,
     pub audience: Option<Audience>,
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
     pub actor: Option<Actor>,
+}
+
+/// Several events appended atomically: all stored, or none.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Batch {
+    /// Each is read as an event on its own, so that an error can name its index.
+    #[schema(value_type = Vec<EventInput>, min_items = 1, max_items = 1000)]
+    events: Vec<Value>,
+}
+
+/// The append body: one event, or a batch. `parse_request` reads it.
+#[derive(ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // Only its schema is used: the parser reads the two shapes itself.
+pub enum AppendBody {
+    One(EventInput),
+    Batch(Batch),
 }
 
 impl EventInput {
@@ -50,6 +78,14 @@ impl EventInput {
             if size > MAX_METADATA_BYTES {
                 return Err(Error::TooLarge(format!("metadata is {size} bytes; the limit is {MAX_METADATA_BYTES}")));
             }
+        }
+        let actor_nul = self
+            .actor
+            .as_ref()
+            .is_some_and(|a| a.user_id.contains('\0') || a.username.as_ref().is_some_and(|n| n.contains('\0')));
+        let audience_nul = self.audience.as_ref().is_some_and(|a| a.users.iter().any(|u| u.contains('\0')));
+        if has_nul(&self.data) || self.metadata.as_ref().is_some_and(has_nul) || actor_nul || audience_nul {
+            return Err(Error::Invalid("text must not contain a NUL character (\\u0000)".into()));
         }
         if self.expected_version.is_some_and(|v| v < 0) {
             return Err(Error::Invalid("expectedVersion must be 0 or more".into()));
@@ -87,6 +123,18 @@ impl EventInput {
     }
 }
 
+/// Whether a JSON value holds a NUL character, in a string or a key: PostgreSQL
+/// cannot store one in `text` or `jsonb`, so it is refused as invalid input
+/// on both stores alike, never left to fail as an internal error.
+fn has_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(has_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
+
 /// Parses one event, or `{ "events": [...] }`, into one atomic request.
 /// With an idempotency key, events without an id get one derived from the
 /// key, so a retried request finds its stored events.
@@ -97,10 +145,11 @@ pub fn parse_request(
     idempotency_key: Option<&str>,
 ) -> Result<AppendRequest> {
     let inputs: Vec<Value> = match body {
-        Value::Object(mut obj) if obj.contains_key("events") => match obj.remove("events") {
-            Some(Value::Array(events)) if obj.is_empty() => events,
-            _ => return Err(Error::Invalid("a batch is {\"events\": [ ... ]} and nothing else".into())),
-        },
+        Value::Object(obj) if obj.contains_key("events") => {
+            let batch: Batch = serde_json::from_value(Value::Object(obj))
+                .map_err(|e| Error::Invalid(format!("a batch is {{\"events\": [ ... ]}} and nothing else: {e}")))?;
+            batch.events
+        }
         single @ Value::Object(_) => vec![single],
         _ => return Err(Error::Invalid("the body must be an event object or {\"events\": [...]}".into())),
     };
@@ -180,6 +229,9 @@ mod tests {
             json!({"stream": "s", "type": "a:b", "data": {}, "audience": {"users": []}}),
             json!({"events": []}),
             json!([1]),
+            json!({"stream": "s", "type": "a:b", "data": {"k": ["nul \u{0} here"]}}),
+            json!({"stream": "s", "type": "a:b", "data": {"nul \u{0} key": 1}}),
+            json!({"stream": "s", "type": "a:b", "data": {}, "metadata": {"m": "\u{0}"}}),
         ];
         for body in cases {
             let err = parse_request(body.clone(), &p, 1024, None).unwrap_err();

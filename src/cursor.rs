@@ -66,6 +66,18 @@ impl<'de> Deserialize<'de> for Cursor {
     }
 }
 
+/// In the OpenAPI document a cursor is what clients see: an opaque string.
+impl utoipa::PartialSchema for Cursor {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let description = "An event's place in the one order over all events. Opaque: store it and hand it back; \
+                           `0` means before the first event.";
+        ObjectBuilder::new().schema_type(Type::String).description(Some(description)).examples(["0"]).into()
+    }
+}
+
+impl utoipa::ToSchema for Cursor {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

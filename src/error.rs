@@ -49,13 +49,22 @@ pub enum Error {
 }
 
 /// The `error` object of every failure: `{ code, message, currentVersion? }`.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorBody {
+    /// `invalid`, `invalid_cursor`, `unauthorized`, `forbidden`, `not_found`, `method_not_allowed`,
+    /// `conflict`, `too_large`, `rate_limited`, `unavailable` or `internal`.
     pub code: String,
     pub message: String,
+    /// With `conflict` for a stale `expectedVersion`: the stream's version.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub current_version: Option<i64>,
+}
+
+/// The body of every HTTP error answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorResponse {
+    pub error: ErrorBody,
 }
 
 impl Error {
@@ -178,12 +187,8 @@ pub fn describe(e: &sqlx::Error) -> String {
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        #[derive(Serialize)]
-        struct Wrapper {
-            error: ErrorBody,
-        }
         let retry = matches!(self, Error::Unavailable(_)).then_some([(header::RETRY_AFTER, RETRY_AFTER_SECS)]);
-        (self.status(), retry, Json(Wrapper { error: self.body() })).into_response()
+        (self.status(), retry, Json(ErrorResponse { error: self.body() })).into_response()
     }
 }
 

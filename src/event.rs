@@ -3,25 +3,32 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::cursor::Cursor;
 
 /// The stored event, in the one JSON form used everywhere (CONTRACT.md section 1).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Event {
     pub id: Uuid,
     pub cursor: Cursor,
     pub tenant_id: String,
     pub stream: String,
+    #[schema(minimum = 1)]
     pub version: i64,
     #[serde(rename = "type")]
     pub event_type: String,
+    #[schema(value_type = Object)]
     pub data: Value,
+    #[schema(required)]
     pub actor: Option<Actor>,
+    #[schema(required)]
     pub audience: Option<Audience>,
+    #[schema(value_type = Option<Object>, required)]
     pub metadata: Option<Value>,
+    /// Server time at append, UTC, milliseconds.
     #[serde(serialize_with = "rfc3339_millis")]
     pub timestamp: DateTime<Utc>,
 }
@@ -37,7 +44,7 @@ fn rfc3339_millis<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Er
     s.collect_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true))
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Actor {
     pub user_id: String,
@@ -45,9 +52,10 @@ pub struct Actor {
 }
 
 /// `{"users": [...]}`: only these users of the tenant see the event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Audience {
+    #[schema(min_items = 1)]
     pub users: Vec<String>,
 }
 

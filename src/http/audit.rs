@@ -1,33 +1,46 @@
 //! `GET /api/audit`: every event of the tenant, audience ignored, for auditors.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::{AuthUser, Params, limit};
+use super::{AuthUser, Page, Params, doc, limit};
 use crate::AppState;
 use crate::cursor::Cursor;
 use crate::error::{Error, Result};
 use crate::event::{StreamName, TypeFilter, storable};
 use crate::store::AuditQuery;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/audit", get(audit))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(audit))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct Query {
+    /// A comma list of type patterns: exact types, or a prefix ending in `:*`.
     #[serde(rename = "type")]
     event_type: Option<String>,
+    /// One stream.
+    #[param(pattern = "^[A-Za-z0-9_.:@/-]{1,200}$")]
     stream: Option<String>,
+    /// The actor's user id.
     actor: Option<String>,
+    /// RFC 3339 time, inclusive.
+    #[param(format = DateTime)]
     from: Option<String>,
+    /// RFC 3339 time, exclusive.
+    #[param(format = DateTime)]
     to: Option<String>,
+    /// Start after this cursor (default `0`).
+    #[param(value_type = Option<Cursor>)]
     after: Option<String>,
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 
@@ -41,12 +54,11 @@ fn time(name: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>> {
         .transpose()
 }
 
+/// Every event of the tenant (audience ignored) matching the filters, in cursor order.
+#[utoipa::path(get, path = "/api/audit", tag = "events", security(("bearer" = [])), params(Query),
+    responses((status = 200, body = Page, description = "A page; pass `cursor` back as `after`."), doc::Invalid, doc::Unauthorized, doc::Forbidden, doc::Unavailable, doc::Internal))]
 #[tracing::instrument(skip_all, fields(tenant = %who.tenant_id), err(level = "debug"))]
-async fn audit(
-    State(state): State<AppState>,
-    AuthUser(who): AuthUser,
-    Params(q): Params<Query>,
-) -> Result<Json<Value>> {
+async fn audit(State(state): State<AppState>, AuthUser(who): AuthUser, Params(q): Params<Query>) -> Result<Json<Page>> {
     if !who.can_audit() {
         return Err(Error::Forbidden("audit queries need the auditor role".into()));
     }
@@ -63,5 +75,5 @@ async fn audit(
     };
     let page = state.store.audit(&who.tenant_id, &query).await?;
     let cursor = page.events.last().map_or(query.after, |e| e.cursor);
-    Ok(Json(json!({ "events": page.events, "cursor": cursor, "hasMore": page.has_more })))
+    Ok(Json(Page { events: page.events, cursor, has_more: page.has_more }))
 }

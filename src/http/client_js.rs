@@ -2,20 +2,23 @@
 //! (`clients/js/dist/eventfeed.js`), embedded in the binary so a page needs no
 //! bundler and a fresh clone's server serves it without Node installed.
 
-use axum::Router;
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 
 /// The committed build; CI fails when it differs from the library's source.
 const EVENTFEED_JS: &[u8] = include_bytes!("../../clients/js/dist/eventfeed.js");
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/eventfeed.js", get(script))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(script))
 }
 
+#[utoipa::path(get, path = "/eventfeed.js", tag = "operations",
+    responses((status = 200, body = String, content_type = "text/javascript",
+               description = "The client library's browser build; defines the global `EventFeed`.")))]
 async fn script() -> impl IntoResponse {
     (
         [

@@ -4,11 +4,13 @@
 //! so the console works on a machine with no internet and with no build step.
 //! The Content-Security-Policy holds the page to its own origin.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 
@@ -29,8 +31,9 @@ const JS: &str = "text/javascript; charset=utf-8";
 const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
                       connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-pub fn router() -> Router<AppState> {
-    ASSETS.iter().fold(Router::new().route("/console", get(index)), |router, &(name, content_type, body)| {
+pub fn router() -> OpenApiRouter<AppState> {
+    let page = OpenApiRouter::new().routes(routes!(index));
+    ASSETS.iter().fold(page, |router, &(name, content_type, body)| {
         let headers = [(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")];
         router.route(&format!("/console/{name}"), get(move || async move { (headers, body).into_response() }))
     })
@@ -38,6 +41,8 @@ pub fn router() -> Router<AppState> {
 
 /// The page, told which claim names the tenant (the server's setting), so it
 /// can show the token's tenant before any event arrives.
+#[utoipa::path(get, path = "/console", tag = "operations",
+    responses((status = 200, body = String, content_type = "text/html", description = "The web console.")))]
 async fn index(State(state): State<AppState>) -> Response {
     let page = INDEX.replace("{{TENANT_CLAIM}}", &attribute(&state.config.jwt.tenant_claim));
     ([(header::CONTENT_SECURITY_POLICY, POLICY), (header::CACHE_CONTROL, "no-cache")], Html(page)).into_response()

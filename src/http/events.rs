@@ -3,26 +3,35 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::time::Instant;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::{AppJson, AuthUser, Params, limit};
+use super::{AppJson, AuthUser, Params, Reset, doc, limit};
 use crate::AppState;
+use crate::append::AppendBody;
 use crate::cursor::Cursor;
 use crate::error::{Error, Result};
 use crate::event::{Event, TypeFilter};
 use crate::feed::{Start, consumer_name, resolve_start};
 use crate::store::{ConsumerKey, FeedQuery};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/events", post(append).get(list)).route("/api/events/ack", post(ack))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(append, list)).routes(routes!(ack))
 }
 
+/// Append one event, or several atomically.
+#[utoipa::path(post, path = "/api/events", tag = "events", security(("bearer" = [])),
+    request_body = AppendBody,
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255,
+        description = "Events without an `id` get one derived from this key, so a retry finds them.")),
+    responses((status = 201, body = Appended, description = "The stored events, in request order."),
+        doc::Invalid, doc::Unauthorized, doc::Forbidden, doc::Conflict, doc::TooLarge, doc::Unavailable, doc::Internal))]
 #[tracing::instrument(skip_all, fields(tenant = %who.tenant_id), err(level = "debug"))]
 async fn append(
     State(state): State<AppState>,
@@ -40,31 +49,44 @@ async fn append(
     Ok((StatusCode::CREATED, Json(Appended { events })))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Appended {
     events: Vec<Event>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Start after this cursor (default `0`).
+    #[param(value_type = Option<Cursor>)]
     after: Option<String>,
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
+    /// A comma list of type patterns: exact types, or a prefix ending in `:*`.
     types: Option<String>,
+    /// Seconds to hold the request while there is nothing to return.
+    #[param(minimum = 0, maximum = 60)]
     wait: Option<u64>,
+    /// Without `after`: start after this consumer's stored cursor.
+    #[param(min_length = 1, max_length = 200)]
     consumer: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct ListResponse {
     events: Vec<Event>,
+    /// The last event's cursor, or where the read started: pass it back as `after`.
     cursor: Cursor,
     has_more: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    reset: Option<Value>,
+    reset: Option<Reset>,
 }
 
+/// The caller's visible events after a cursor, in order; long-polls with `wait`.
+#[utoipa::path(get, path = "/api/events", tag = "events", security(("bearer" = [])), params(ListQuery),
+    responses((status = 200, body = ListResponse, description = "A page; pass `cursor` back as `after`."), doc::Invalid, doc::Unauthorized, doc::Unavailable, doc::Internal))]
 #[tracing::instrument(skip_all, fields(tenant = %who.tenant_id), err(level = "debug"))]
 async fn list(
     State(state): State<AppState>,
@@ -83,7 +105,7 @@ async fn list(
     let after = match resolve_start(&state.store, &who.tenant_id, key, after, Cursor::ZERO).await? {
         Start::After(cursor) => cursor,
         Start::Reset { head } => {
-            let reset = json!({ "cursor": head, "reason": "expired" });
+            let reset = Reset::expired(head);
             return Ok(Json(ListResponse { events: vec![], cursor: head, has_more: false, reset: Some(reset) }));
         }
     };
@@ -111,13 +133,18 @@ async fn list(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AckBody {
+    #[schema(min_length = 1, max_length = 200)]
     consumer: String,
+    #[schema(value_type = Cursor)]
     cursor: String,
 }
 
+/// Store a consumer's cursor: the offline queue's acknowledgement.
+#[utoipa::path(post, path = "/api/events/ack", tag = "events", security(("bearer" = [])), request_body = AckBody,
+    responses((status = 204, description = "Stored."), doc::Invalid, doc::Unauthorized, doc::TooLarge, doc::Unavailable, doc::Internal))]
 #[tracing::instrument(skip_all, fields(tenant = %who.tenant_id), err(level = "debug"))]
 async fn ack(
     State(state): State<AppState>,

@@ -2,38 +2,62 @@
 
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
-        .route("/ready", get(ready))
-        .route("/metrics", get(metrics))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(health)).routes(routes!(ready)).routes(routes!(metrics))
+}
+
+#[derive(Serialize, ToSchema)]
+struct Health {
+    #[schema(examples("ok"))]
+    status: &'static str,
+}
+
+/// 200 while the process runs.
+#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, body = Health, description = "Running.")))]
+async fn health() -> Json<Health> {
+    Json(Health { status: "ok" })
 }
 
 /// The store's answer to `/ready`'s ping must come within this, so the
 /// probe itself answers within the contract's 2 seconds.
 const PING_BOUND: Duration = Duration::from_millis(1500);
 
+/// Which parts are ready.
+#[derive(Serialize, ToSchema)]
+struct Readiness {
+    store: bool,
+    feed: bool,
+    adapter: bool,
+}
+
 /// 200 when the store answers, the tailer has read it within the last few
 /// seconds and is listening, and the socket adapter hears the other nodes.
-async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+#[utoipa::path(get, path = "/ready", tag = "operations",
+    responses((status = 200, body = Readiness, description = "Ready."), (status = 503, body = Readiness, description = "Not ready.")))]
+async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let store = matches!(tokio::time::timeout(PING_BOUND, state.store.ping()).await, Ok(Ok(())));
     let reading = state.feed.is_reading();
     let listening = state.feed.is_running();
     let adapter = state.adapter.is_listening();
     let ok = store && reading && listening && adapter;
     let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(json!({ "store": store, "feed": reading && listening, "adapter": adapter })))
+    (status, Json(Readiness { store, feed: reading && listening, adapter }))
 }
 
+/// Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, body = String, content_type = "text/plain", description = "The metrics.")))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }

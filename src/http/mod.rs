@@ -5,6 +5,7 @@ mod audit;
 mod client_js;
 mod console;
 mod consumers;
+pub mod doc;
 mod events;
 mod health;
 mod presence;
@@ -17,14 +18,22 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::auth::Principal;
+use crate::cursor::Cursor;
 use crate::error::Error;
+use crate::event::Event;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+/// Every route, each registered with its OpenAPI entry (`routes!` of a
+/// handler annotated with `#[utoipa::path]`).
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(doc::frame())
         .merge(events::router())
         .merge(sse::router())
         .merge(streams::router())
@@ -34,8 +43,37 @@ pub fn router() -> Router<AppState> {
         .merge(console::router())
         .merge(health::router())
         .merge(client_js::router())
-        .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
-        .fallback(|| async { Error::NotFound })
+        .routes(routes!(doc::document))
+}
+
+pub fn router() -> Router<AppState> {
+    let (router, _) = routes().split_for_parts();
+    router.method_not_allowed_fallback(|| async { Error::MethodNotAllowed }).fallback(|| async { Error::NotFound })
+}
+
+/// A page of the feed or of an audit query.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Page {
+    pub events: Vec<Event>,
+    /// The last event's cursor, or where the read started: pass it back as `after`.
+    pub cursor: Cursor,
+    pub has_more: bool,
+}
+
+/// The start cursor is older than the retention horizon: reload your state
+/// some other way, then go on from `cursor`, the head.
+#[derive(Serialize, ToSchema)]
+pub struct Reset {
+    pub cursor: Cursor,
+    #[schema(value_type = String, examples("expired"))]
+    pub reason: &'static str,
+}
+
+impl Reset {
+    pub fn expired(head: Cursor) -> Self {
+        Reset { cursor: head, reason: "expired" }
+    }
 }
 
 /// The caller, from `Authorization: Bearer …` (CONTRACT.md section 2).

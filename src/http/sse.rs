@@ -4,18 +4,19 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-use axum::routing::get;
 use futures::Stream;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::{Params, bearer};
+use super::{Params, bearer, doc};
 use crate::AppState;
 use crate::auth::Principal;
 use crate::cursor::Cursor;
@@ -24,22 +25,48 @@ use crate::event::TypeFilter;
 use crate::feed::{Start, resolve_start};
 use crate::store::FeedQuery;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/events/stream", get(stream))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(stream))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct StreamQuery {
+    /// Start after this cursor; without it (and without `Last-Event-ID`) the stream starts live.
+    #[param(value_type = Option<Cursor>)]
     after: Option<String>,
     /// What EventSource polyfills send instead of the header.
     #[serde(rename = "lastEventId")]
+    #[param(value_type = Option<Cursor>)]
     last_event_id: Option<String>,
+    /// A comma list of type patterns: exact types, or a prefix ending in `:*`.
     types: Option<String>,
+    /// The token, for EventSource (the `accessToken` security scheme).
+    #[param(ignore)]
     access_token: Option<String>,
 }
 
-/// Without a cursor the stream starts live, like a socket without `after`.
+/// One message of the stream: an event (`id` its cursor, `event` its type,
+/// `data` the envelope), or `feed:reset` (data `{"cursor", "reason"}`), or `auth:expired`
+/// (data `{"exp"}`) before the stream ends. Comments keep it alive every 15 s.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Only its schema is used: axum's `Sse` writes the messages.
+struct SseMessage {
+    /// The cursor, on events.
+    id: Option<String>,
+    event: String,
+    /// JSON: the envelope of an event, or the `feed:reset` / `auth:expired` payload.
+    #[schema(content_media_type = "application/json")]
+    data: String,
+}
+
+/// Server-Sent Events of the caller's visible events, resuming after `Last-Event-ID`.
+#[utoipa::path(get, path = "/api/events/stream", tag = "events", security(("bearer" = []), ("accessToken" = [])),
+    params(StreamQuery, ("Last-Event-ID" = Option<Cursor>, Header, description = "Resume after this cursor; wins over `after`.")),
+    responses((status = 200, content_type = "text/event-stream", body = SseMessage,
+        description = "A stream of messages that lasts until the token expires; `schema` is one message."),
+        doc::Invalid, doc::Unauthorized, doc::Unavailable, doc::Internal))]
 async fn stream(
     State(state): State<AppState>,
     headers: HeaderMap,

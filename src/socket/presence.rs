@@ -39,7 +39,7 @@ pub fn rooms(session: &Session, sid: &str) -> Vec<String> {
     ]
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Online {
     pub user_id: String,
