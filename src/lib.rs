@@ -14,6 +14,7 @@ pub mod http;
 pub mod metrics;
 pub mod serve;
 pub mod socket;
+pub mod state;
 pub mod store;
 
 use std::collections::HashMap;
@@ -21,18 +22,12 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
-use futures::future::BoxFuture;
-use metrics_exporter_prometheus::PrometheusHandle;
-use socketioxide::SocketIo;
-use socketioxide::adapter::Adapter;
-use socketioxide_postgres::{CustomPostgresAdapter, PostgresAdapterConfig, PostgresAdapterCtr};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -40,46 +35,16 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::auth::Verifier;
 use crate::config::{Config, Origins};
 use crate::error::Error;
-use crate::event::TypeFilter;
 use crate::feed::Feed;
-use crate::socket::adapter::{AdapterHealth, ResilientDriver};
+use crate::socket::adapter::AdapterHealth;
+use crate::state::{App, AppState};
 use crate::store::{Appender, Store};
-
-/// Everything a handler needs. Handlers and middleware clone it per request,
-/// so it is one `Arc`, not a struct of many.
-pub type AppState = Arc<App>;
-
-pub struct App {
-    pub store: Store,
-    pub appender: Appender,
-    pub verifier: Arc<Verifier>,
-    pub config: Arc<Config>,
-    pub feed: Feed,
-    /// Who is online, read through the Socket.IO adapter (bound once it is built).
-    pub roster: socket::Roster,
-    pub metrics: PrometheusHandle,
-    /// Whether the Socket.IO adapter hears the other nodes (always, alone).
-    pub adapter: AdapterHealth,
-    /// Cancelled when shutdown begins: long-polls and SSE streams end.
-    pub shutdown: CancellationToken,
-    namespaces: Arc<HashMap<String, TypeFilter>>,
-}
-
-impl App {
-    /// The default type filter of a namespace.
-    pub fn namespace_filter(&self, path: &str) -> TypeFilter {
-        self.namespaces.get(path).cloned().unwrap_or_default()
-    }
-}
-
-/// Stops every socket (so HTTP can drain), used at shutdown.
-type CloseSockets = Box<dyn FnOnce() -> BoxFuture<'static, ()> + Send>;
 
 /// A server ready to run: the router and what shutdown must close.
 pub struct Server {
     pub state: AppState,
     router: Router,
-    close_sockets: CloseSockets,
+    close_sockets: socket::CloseSockets,
 }
 
 /// Opens the store (PostgreSQL when `DATABASE_URL` is set, else the embedded
@@ -88,8 +53,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     let verifier = Verifier::from_config(&config.jwt)?;
     let namespaces = config.namespaces().map_err(|e| anyhow::anyhow!("EVENTFEED_NAMESPACES: {e}"))?;
     let store = store::open(&config.store).await?;
-    // Batches committing at once: PostgreSQL runs them side by side; SQLite has one writer.
-    let appender = Appender::start(store.clone(), if matches!(store, Store::Postgres(_)) { 4 } else { 1 });
+    let appender = Appender::start(store.clone());
     let feed = Feed::start(store.clone()).await.map_err(|e| anyhow::anyhow!("cannot read the store: {e}"))?;
     if let Some(keep) = config.retention {
         tokio::spawn(prune_forever(store.clone(), keep));
@@ -108,31 +72,8 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         namespaces: Arc::new(filters),
     });
 
-    // A socket message may carry one event at the size limit, plus its envelope.
-    let max_message = state.config.max_event_bytes + 64 * 1024;
-    let builder = SocketIo::builder()
-        .with_state(state.clone())
-        .max_buffer_size(1024)
-        .max_payload(max_message as u64)
-        .ws_max_message_size(max_message)
-        .ws_max_frame_size(max_message);
     let api = http::router().with_state(state.clone());
-    let (router, close_sockets) = match &store {
-        Store::Postgres(pg) => {
-            let driver = ResilientDriver::new(pg.adapter_options(), state.adapter.clone());
-            let adapter = PostgresAdapterCtr::new_with_driver(driver, PostgresAdapterConfig::default());
-            let (layer, io) = builder.with_adapter::<CustomPostgresAdapter<_, ResilientDriver>>(adapter).build_layer();
-            for init in socket::attach(&io, &namespaces, &state.roster) {
-                init.await.context("cannot start the PostgreSQL socket adapter")?;
-            }
-            (api.layer(layer), closer(io))
-        }
-        _ => {
-            let (layer, io) = builder.build_layer();
-            socket::attach(&io, &namespaces, &state.roster);
-            (api.layer(layer), closer(io))
-        }
-    };
+    let (router, close_sockets) = socket::serve(api, &state, &namespaces).await?;
     let router = router
         .layer(axum::middleware::from_fn(serve::limit_headers))
         .layer(axum::middleware::from_fn(metrics::track_http))
@@ -162,19 +103,6 @@ async fn prune_forever(store: Store, keep: Duration) {
             }
         }
     }
-}
-
-/// Announces who leaves while the adapter still reaches the other nodes
-/// (bounded: a stuck database must not hold shutdown), then closes the sockets.
-fn closer<A: Adapter>(io: SocketIo<A>) -> CloseSockets {
-    Box::new(move || {
-        Box::pin(async move {
-            if tokio::time::timeout(Duration::from_secs(5), socket::presence::depart(&io)).await.is_err() {
-                tracing::warn!("presence announcements unfinished at shutdown");
-            }
-            io.close().await
-        })
-    })
 }
 
 /// CORS for the HTTP API and Socket.IO's polling transport. The allowed

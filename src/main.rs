@@ -48,12 +48,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr} (is the port in use? set EVENTFEED_ADDR)"))?;
     let server = eventfeed::build(config).await?;
-    match server.state.store.kind() {
-        "postgres" => tracing::info!("store: PostgreSQL"),
-        kind => tracing::warn!(
-            "store: embedded {kind} file; PostgreSQL (DATABASE_URL) is the production store and the only one for several processes"
-        ),
-    }
+    server.state.store.announce();
     let local = listener.local_addr()?;
     // The one line on stdout: tests and scripts wait for it.
     println!("listening on {local}");

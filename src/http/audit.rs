@@ -9,10 +9,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{AuthUser, Page, Params, doc, limit};
-use crate::AppState;
 use crate::cursor::Cursor;
 use crate::error::{Error, Result};
 use crate::event::{StreamName, TypeFilter, storable};
+use crate::state::AppState;
 use crate::store::AuditQuery;
 
 pub fn router() -> OpenApiRouter<AppState> {

@@ -7,7 +7,7 @@ use axum::response::IntoResponse;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::AppState;
+use crate::state::AppState;
 
 /// The committed build; CI fails when it differs from the library's source.
 const EVENTFEED_JS: &[u8] = include_bytes!("../../clients/js/dist/eventfeed.js");

@@ -12,7 +12,7 @@ use axum::routing::get;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::AppState;
+use crate::state::AppState;
 
 const INDEX: &str = include_str!("../../console/index.html");
 

@@ -9,8 +9,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{AuthUser, doc};
-use crate::AppState;
 use crate::error::{Error, Result};
+use crate::state::AppState;
 use crate::store::{BEHIND_CAP, ConsumerLag};
 
 pub fn router() -> OpenApiRouter<AppState> {

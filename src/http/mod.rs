@@ -17,18 +17,17 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::AppState;
 use crate::auth::Principal;
 use crate::cursor::Cursor;
 use crate::error::Error;
 use crate::event::Event;
+use crate::state::AppState;
 
 /// Every route, each registered with its OpenAPI entry (`routes!` of a
 /// handler annotated with `#[utoipa::path]`).
@@ -83,16 +82,9 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        let token = bearer(&parts.headers).ok_or_else(|| Error::Unauthorized("missing token".into()))?;
+        let token = crate::auth::bearer(&parts.headers).ok_or_else(|| Error::Unauthorized("missing token".into()))?;
         Ok(AuthUser(state.verifier.verify(token)?))
     }
-}
-
-/// The bearer token of an `Authorization` header, if any.
-pub fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
 }
 
 /// Query parameters, with the contract's error body when they do not parse.

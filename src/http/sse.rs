@@ -16,13 +16,14 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{Params, bearer, doc};
-use crate::AppState;
+use super::{Params, doc};
 use crate::auth::Principal;
+use crate::auth::bearer;
 use crate::cursor::Cursor;
 use crate::error::{Error, Result};
 use crate::event::TypeFilter;
 use crate::feed::{Start, resolve_start};
+use crate::state::AppState;
 use crate::store::FeedQuery;
 
 pub fn router() -> OpenApiRouter<AppState> {

@@ -8,9 +8,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{AuthUser, Params, doc, limit};
-use crate::AppState;
 use crate::error::{Error, Result};
 use crate::event::{Event, StreamName};
+use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(read))

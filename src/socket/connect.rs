@@ -11,10 +11,10 @@ use socketioxide::extract::{SocketRef, State, TryData};
 
 use super::session::Session;
 use super::{delivery, handlers, presence};
-use crate::AppState;
 use crate::cursor::Cursor;
 use crate::error::Error;
 use crate::feed::consumer_name;
+use crate::state::AppState;
 
 /// Where this socket's delivery starts, as the handshake asked: after a
 /// cursor, or its consumer's stored cursor. Neither is live only. Resolved
@@ -40,7 +40,7 @@ async fn admit<A: Adapter>(s: &SocketRef<A>, auth: Value, state: &AppState) -> R
         || Query::<HashMap<String, String>>::try_from_uri(&parts.uri).ok().and_then(|Query(mut q)| q.remove("token"));
     let token = match auth.get("token") {
         Some(Value::String(t)) => Some(t.clone()),
-        _ => query_token().or_else(|| crate::http::bearer(&parts.headers).map(str::to_owned)),
+        _ => query_token().or_else(|| crate::auth::bearer(&parts.headers).map(str::to_owned)),
     }
     .ok_or_else(|| Error::Unauthorized("missing token".into()))?;
     let who = state.verifier.verify(&token)?;

@@ -15,10 +15,10 @@ use socketioxide::{SendError, SocketError};
 
 use super::connect::Resume;
 use super::session::Session;
-use crate::AppState;
 use crate::cursor::Cursor;
 use crate::event::Event;
 use crate::feed::{Sink, SinkError, Start, resolve_start};
+use crate::state::AppState;
 use crate::store::{ConsumerKey, FeedQuery};
 
 /// Events read from the store per page of a replay.

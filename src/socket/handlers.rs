@@ -13,10 +13,10 @@ use tracing::Instrument as _;
 
 use super::presence::{self, tenant_room};
 use super::session::{Rate, Session};
-use crate::AppState;
 use crate::cursor::Cursor;
 use crate::error::Error;
 use crate::event::TypeFilter;
+use crate::state::AppState;
 use crate::store::ConsumerKey;
 
 type Ext = Extension<Arc<Session>>;

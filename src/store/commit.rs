@@ -37,8 +37,13 @@ pub struct Appender {
 }
 
 impl Appender {
-    /// Starts the dispatcher, which keeps up to `concurrency` batches committing.
-    pub fn start(store: Store, concurrency: usize) -> Self {
+    /// Starts the dispatcher, which keeps batches committing side by side as the store allows.
+    pub fn start(store: Store) -> Self {
+        // Batches committing at once: PostgreSQL runs them side by side; SQLite has one writer.
+        let concurrency = match store {
+            Store::Postgres(_) => 4,
+            Store::Sqlite(_) => 1,
+        };
         let (jobs, rx) = mpsc::channel(MAX_BATCH * concurrency * 4);
         tokio::spawn(dispatch(store, rx, concurrency));
         Appender { jobs }

@@ -277,6 +277,16 @@ impl Store {
         }
     }
 
+    /// Says which store serves, warning when it is the embedded one.
+    pub fn announce(&self) {
+        match self {
+            Store::Postgres(_) => tracing::info!("store: PostgreSQL"),
+            Store::Sqlite(_) => tracing::warn!(
+                "store: embedded SQLite file; PostgreSQL (DATABASE_URL) is the production store and the only one for several processes"
+            ),
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Store::Postgres(_) => "postgres",
