@@ -1,6 +1,6 @@
 //! Polling, long-polling, SSE, consumer cursors and retention resets, on both stores.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! The seed is printed; `EVENTFEED_FUZZ_SEED` replays a run and
 //! `EVENTFEED_FUZZ_CASES` sets its length.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

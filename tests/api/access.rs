@@ -1,7 +1,7 @@
 //! Tokens, roles, tenant isolation, audience, and the bad-input list: every
 //! refusal is the contract's error body, never a 500.
 
-mod common;
+use crate::common;
 
 use common::{event, token, token_with};
 use reqwest::{Method, StatusCode};

@@ -1,7 +1,7 @@
 //! The SQL function as an outbox (PostgreSQL only). Its own test binary, so
 //! the doorbell count in `/metrics` is this server's alone.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,6 @@
 //! `GET /eventfeed.js` serves the committed browser build of the client library.
 
-mod common;
+use crate::common;
 
 use reqwest::StatusCode;
 

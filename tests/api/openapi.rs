@@ -2,7 +2,7 @@
 //! the README's HTTP API lists is in the document, every documented
 //! operation is served, and a documented path serves no other method.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

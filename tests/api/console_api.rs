@@ -4,7 +4,7 @@
 //! copied into the Docker build, which compiles them in).
 //! Presence with real sockets on two nodes is in tests/e2e/console_presence.test.mjs.
 
-mod common;
+use crate::common;
 
 use common::{event, token};
 use reqwest::{Method, StatusCode};

@@ -2,7 +2,7 @@
 //! backend, `append_batch` for the server's group commit, how they are
 //! installed on new and old databases, and what a large batch costs.
 
-mod common;
+use crate::common;
 
 use clap::Parser as _;
 use common::{TestDb, TestServer, token};

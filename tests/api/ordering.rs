@@ -1,7 +1,7 @@
 //! Gap-free cursor order under concurrent, out-of-order commits (PostgreSQL
 //! only: these are about PostgreSQL's transactions).
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::sync::Arc;

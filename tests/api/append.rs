@@ -1,6 +1,6 @@
 //! Append behaviour on both stores: idempotency, expected versions, atomic batches.
 
-mod common;
+use crate::common;
 
 use common::{event, token};
 use reqwest::StatusCode;

@@ -1,0 +1,18 @@
+//! The integration tests: one binary, so the server and its dependencies
+//! are linked once, not once per file. Each module drives the real server
+//! over a fresh database (see `common`).
+
+#[macro_use]
+mod common;
+
+mod access;
+mod append;
+mod client_js;
+mod compose;
+mod console_api;
+mod feed;
+mod fuzz;
+mod openapi;
+mod ordering;
+mod outbox;
+mod sql_api;
