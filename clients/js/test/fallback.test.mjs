@@ -2,31 +2,17 @@
 // feed reads over long-polling or SSE from its cursor, and goes back to the
 // socket when it connects again, with no gap and no duplicate either way.
 
-import { describe, before, after, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as h from './lib/harness.mjs';
-import { startProxy } from './lib/proxy.mjs';
 
 describe('fallback (postgres)', () => {
-  let store;
-  let server;
-  let proxy;
-  before(async () => {
-    store = await h.makeStore('postgres');
-    server = await h.serve(store);
-    proxy = await startProxy(server.url);
-  });
-  after(async () => {
-    await h.closeAll();
-    await proxy?.close();
-    await server?.stop();
-    await store?.cleanup();
-  });
+  const c = h.useServer('postgres', { proxy: true });
 
   for (const kind of ['poll', 'sse']) {
     test(`to ${kind} and back under continuous appends`, async () => {
       const t = h.tenant();
-      const feed = h.open(proxy.url, {
+      const feed = h.open(c.proxy.url, {
         token: h.reader(t),
         storage: h.memoryStorage(),
         fallback: kind,
@@ -36,10 +22,10 @@ describe('fallback (postgres)', () => {
       const statuses = [];
       feed.onStatus((s) => statuses.push(s));
       await h.until(() => feed.status === 'live', 'live');
-      const loop = h.appendLoop(() => server.url, h.publisher(t), { everyMs: 40 });
+      const loop = h.appendLoop(() => c.server.url, h.publisher(t), { everyMs: 40 });
       await h.until(() => seen.length >= 5, 'events over the socket');
 
-      proxy.block();
+      c.proxy.block();
       await h.until(() => feed.status === 'fallback', 'fallback', 30_000);
       const atFallback = seen.length;
       await h.until(() => seen.length >= atFallback + 20, `events over ${kind}`);
@@ -48,7 +34,7 @@ describe('fallback (postgres)', () => {
       // Slow Socket.IO requests: the fallback keeps delivering between the
       // socket's handshake and its connect, and the socket's replay repeats
       // those events, which the feed must drop.
-      proxy.unblock(300);
+      c.proxy.unblock(300);
       await h.until(() => feed.status === 'live', 'back on the socket', 30_000);
       const atReturn = seen.length;
       await h.until(() => seen.length >= atReturn + 10, 'events over the socket again');

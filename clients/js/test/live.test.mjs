@@ -1,40 +1,30 @@
 // Live delivery, appends and their errors, presence, and a reload that
 // resumes from storage, on both stores.
 
-import { describe, before, after, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as h from './lib/harness.mjs';
 
 for (const kind of ['postgres', 'sqlite']) {
   describe(`live (${kind})`, () => {
-    let store;
-    let server;
-    before(async () => {
-      store = await h.makeStore(kind);
-      server = await h.serve(store);
-    });
-    after(async () => {
-      await h.closeAll();
-      await server?.stop();
-      await store?.cleanup();
-    });
+    const c = h.useServer(kind);
 
     test('delivers live events to typed and "*" handlers, each once, in order', async () => {
       const t = h.tenant();
-      const feed = h.open(server.url, { token: h.reader(t), storage: h.memoryStorage() });
+      const feed = h.open(c.server.url, { token: h.reader(t), storage: h.memoryStorage() });
       const statuses = [];
       feed.onStatus((s) => statuses.push(s));
       const all = h.record(feed);
       const paid = [];
       const stop = feed.on('invoice:paid', (e) => paid.push(e.data.i));
       await h.until(() => feed.status === 'live', 'live');
-      await h.append(server.url, h.publisher(t), h.numbered(0), h.numbered(1, 'invoice:paid'), h.numbered(2));
+      await h.append(c.server.url, h.publisher(t), h.numbered(0), h.numbered(1, 'invoice:paid'), h.numbered(2));
       await h.until(() => all.length === 3, '3 events');
       assert.deepEqual(h.numbers(all), [0, 1, 2]);
       assert.deepEqual(paid, [1]);
       assert.equal(feed.cursor, all[2].cursor, 'the cursor is the last delivered one');
       stop();
-      await h.append(server.url, h.publisher(t), h.numbered(3, 'invoice:paid'));
+      await h.append(c.server.url, h.publisher(t), h.numbered(3, 'invoice:paid'));
       await h.until(() => all.length === 4, '4th event');
       assert.deepEqual(paid, [1], 'a removed handler hears nothing more');
       await feed.close();
@@ -44,7 +34,7 @@ for (const kind of ['postgres', 'sqlite']) {
 
     test('append resolves to the envelope; a conflict rejects with code and currentVersion', async () => {
       const t = h.tenant();
-      const feed = h.open(server.url, { token: h.publisher(t), storage: h.memoryStorage() });
+      const feed = h.open(c.server.url, { token: h.publisher(t), storage: h.memoryStorage() });
       const stored = await feed.append({ stream: 'inv-1', type: 'invoice:created', data: { n: 1 } });
       assert.equal(stored.version, 1);
       assert.equal(stored.stream, 'inv-1');
@@ -62,7 +52,7 @@ for (const kind of ['postgres', 'sqlite']) {
 
     test('presence lists the connected user', async () => {
       const t = h.tenant();
-      const feed = h.open(server.url, { token: h.reader(t, 'u-alice'), storage: h.memoryStorage() });
+      const feed = h.open(c.server.url, { token: h.reader(t, 'u-alice'), storage: h.memoryStorage() });
       await h.until(() => feed.status === 'live', 'live');
       const users = await feed.presence();
       assert.deepEqual(
@@ -74,9 +64,9 @@ for (const kind of ['postgres', 'sqlite']) {
 
     test('presence over HTTP while the socket cannot connect', async () => {
       const t = h.tenant();
-      const online = h.open(server.url, { token: h.reader(t, 'u-bob'), storage: h.memoryStorage() });
+      const online = h.open(c.server.url, { token: h.reader(t, 'u-bob'), storage: h.memoryStorage() });
       await h.until(() => online.status === 'live', 'live');
-      const refused = h.open(server.url, {
+      const refused = h.open(c.server.url, {
         token: h.reader(t, 'u-carol'),
         storage: h.memoryStorage(),
         namespace: '/not-served',
@@ -95,22 +85,22 @@ for (const kind of ['postgres', 'sqlite']) {
     test('a new feed on the same storage resumes after the last delivered event', async () => {
       const t = h.tenant();
       const storage = h.memoryStorage();
-      const first = h.open(server.url, { token: h.reader(t), storage });
+      const first = h.open(c.server.url, { token: h.reader(t), storage });
       const seen1 = h.record(first);
       await h.until(() => first.status === 'live', 'live');
-      await h.append(server.url, h.publisher(t), ...h.range(0, 3).map((i) => h.numbered(i)));
+      await h.append(c.server.url, h.publisher(t), ...h.range(0, 3).map((i) => h.numbered(i)));
       await h.until(() => seen1.length === 3, 'first 3');
       await first.close();
       // Missed while no feed ran: the next one must replay exactly these.
-      await h.append(server.url, h.publisher(t), ...h.range(3, 6).map((i) => h.numbered(i)));
-      const second = h.open(server.url, { token: h.reader(t), storage });
+      await h.append(c.server.url, h.publisher(t), ...h.range(3, 6).map((i) => h.numbered(i)));
+      const second = h.open(c.server.url, { token: h.reader(t), storage });
       const seen2 = h.record(second);
       await h.until(() => second.status === 'live', 'live again');
-      await h.append(server.url, h.publisher(t), h.numbered(6));
+      await h.append(c.server.url, h.publisher(t), h.numbered(6));
       await h.until(() => seen2.length >= 4, 'replay and live');
       assert.deepEqual(h.numbers(seen2), [3, 4, 5, 6]);
       // Another user of the same tenant keeps a cursor of its own.
-      const other = h.open(server.url, { token: h.reader(t, 'u-other'), storage });
+      const other = h.open(c.server.url, { token: h.reader(t, 'u-other'), storage });
       const otherSeen = h.record(other);
       await h.until(() => other.status === 'live', 'other live');
       assert.equal(otherSeen.length, 0, 'starts live: nothing replayed');

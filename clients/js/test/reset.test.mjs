@@ -1,36 +1,27 @@
 // A stored cursor older than the retention horizon: the feed is told (onReset)
 // and goes on from the head; it never skips silently.
 
-import { describe, before, after, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as h from './lib/harness.mjs';
 
 for (const kind of ['postgres', 'sqlite']) {
   describe(`reset (${kind})`, () => {
-    let store;
-    let server;
-    before(async () => {
-      store = await h.makeStore(kind);
-    });
-    after(async () => {
-      await h.closeAll();
-      await server?.stop();
-      await store?.cleanup();
-    });
+    const c = h.useServer(kind, { serve: false });
 
     test('a cursor behind retention gets onReset, then the feed goes on from the head', async () => {
       // Retention prunes once at start-up and then every minute.
       const env = { EVENTFEED_RETENTION: '1s' };
-      server = await h.serve(store, env);
+      c.server = await h.serve(c.store, env);
       const t = h.tenant();
       const storage = h.memoryStorage();
-      const first = h.open(server.url, { token: h.reader(t), storage });
+      const first = h.open(c.server.url, { token: h.reader(t), storage });
       const seen1 = h.record(first);
       await h.until(() => first.status === 'live', 'live');
-      await h.append(server.url, h.publisher(t), ...h.range(0, 3).map((i) => h.numbered(i)));
+      await h.append(c.server.url, h.publisher(t), ...h.range(0, 3).map((i) => h.numbered(i)));
       await h.until(() => seen1.length === 3, 'first 3');
       await first.close();
-      await h.append(server.url, h.publisher(t), h.numbered(3));
+      await h.append(c.server.url, h.publisher(t), h.numbered(3));
 
       await new Promise((r) => setTimeout(r, 1500));
       // Each start prunes once. PostgreSQL prunes only below the cluster's
@@ -38,11 +29,11 @@ for (const kind of ['postgres', 'sqlite']) {
       // cluster can hold back for a moment: then start again.
       const reader = h.reader(t);
       await h.until(async () => {
-        await server.stop();
+        await c.server.stop();
         // The same address: the stored cursor is kept per server URL.
-        server = await h.serve(store, { ...env, EVENTFEED_ADDR: `127.0.0.1:${server.port}` });
+        c.server = await h.serve(c.store, { ...env, EVENTFEED_ADDR: `127.0.0.1:${c.server.port}` });
         const reset = async () => {
-          const res = await fetch(`${server.url}/api/events?after=${encodeURIComponent(first.cursor)}`, {
+          const res = await fetch(`${c.server.url}/api/events?after=${encodeURIComponent(first.cursor)}`, {
             headers: { authorization: `Bearer ${reader}` },
           });
           return (await res.json()).reset;
@@ -50,14 +41,14 @@ for (const kind of ['postgres', 'sqlite']) {
         return h.until(reset, 'a reset', 2000).catch(() => null);
       }, 'the start-up prune', 60_000);
 
-      const second = h.open(server.url, { token: reader, storage });
+      const second = h.open(c.server.url, { token: reader, storage });
       const resets = [];
       second.onReset((r) => resets.push(r));
       const seen2 = h.record(second);
       await h.until(() => resets.length === 1 && second.status === 'live', 'the reset');
       assert.equal(resets[0].reason, 'expired');
       assert.equal(second.cursor, resets[0].cursor, 'the feed took the head');
-      await h.append(server.url, h.publisher(t), h.numbered(4));
+      await h.append(c.server.url, h.publisher(t), h.numbered(4));
       await h.until(() => seen2.length === 1, 'the next event');
       assert.deepEqual(h.numbers(seen2), [4], 'nothing pruned is delivered; the head onwards is');
       await second.close();

@@ -1,7 +1,7 @@
 // Short-lived tokens under continuous appends: an expiry never ends the feed,
 // and no event is lost or repeated across the reconnects it causes.
 
-import { describe, before, after, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { claims } from '../src/token.js';
 import * as h from './lib/harness.mjs';
@@ -9,32 +9,22 @@ import * as h from './lib/harness.mjs';
 const LIFETIME_S = 3;
 
 describe('token expiry (postgres)', () => {
-  let store;
-  let server;
-  before(async () => {
-    store = await h.makeStore('postgres');
-    server = await h.serve(store);
-  });
-  after(async () => {
-    await h.closeAll();
-    await server?.stop();
-    await store?.cleanup();
-  });
+  const c = h.useServer('postgres');
 
   async function run(token, until, options = {}, ready = 'live') {
     const t = h.tenant();
-    const feed = h.open(server.url, { token: () => token(t), storage: h.memoryStorage(), ...options });
+    const feed = h.open(c.server.url, { token: () => token(t), storage: h.memoryStorage(), ...options });
     const seen = h.record(feed);
     const statuses = [];
     feed.onStatus((s) => statuses.push(s));
     await h.until(() => feed.status === ready, ready);
     if (ready === 'fallback') {
       // No cursor yet, and SSE starts live: take one from a first event.
-      await h.append(server.url, h.publisher(t), { stream: 'items', type: 'probe:ping', data: {} });
+      await h.append(c.server.url, h.publisher(t), { stream: 'items', type: 'probe:ping', data: {} });
       await h.until(() => seen.length === 1, 'the probe');
       seen.length = 0;
     }
-    const loop = h.appendLoop(() => server.url, h.publisher(t), { everyMs: 50 });
+    const loop = h.appendLoop(() => c.server.url, h.publisher(t), { everyMs: 50 });
     await h.until(until, 'three token lifetimes', 30_000);
     const n = await loop.stop();
     await h.until(() => seen.length >= n && feed.status === ready, `all ${n} events`, 20_000);

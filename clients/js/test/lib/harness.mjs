@@ -6,7 +6,9 @@ import os from 'node:os';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { rmSync } from 'node:fs';
+import { before, after } from 'node:test';
 import { EventFeed } from '../../src/index.js';
+import { startProxy } from './proxy.mjs';
 import { startServer } from '../../../../tests/e2e/lib/server.mjs';
 import { createDatabase } from '../../../../tests/e2e/lib/db.mjs';
 import { mintToken } from '../../../../tests/e2e/lib/token.mjs';
@@ -131,4 +133,26 @@ export function open(url, options) {
 export async function closeAll() {
   await Promise.all([...opened].map((f) => f.close()));
   opened.clear();
+}
+
+/**
+ * A describe block's fixture: before its tests, a store of `kind`, a server on
+ * it (unless `serve: false`) and, with `proxy: true`, a proxy in front of the
+ * server; after them, everything closed. Tests read (and may replace)
+ * `ctx.server`.
+ */
+export function useServer(kind, { serve: start = true, proxy = false } = {}) {
+  const ctx = { store: null, server: null, proxy: null };
+  before(async () => {
+    ctx.store = await makeStore(kind);
+    if (start) ctx.server = await serve(ctx.store);
+    if (proxy) ctx.proxy = await startProxy(ctx.server.url);
+  });
+  after(async () => {
+    await closeAll();
+    await ctx.proxy?.close();
+    await ctx.server?.stop();
+    await ctx.store?.cleanup();
+  });
+  return ctx;
 }
