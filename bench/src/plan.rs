@@ -1,19 +1,9 @@
 //! The plan PostgreSQL picks for the server's cursor query (`read_feed`),
 //! with literal values and as the server's prepared statement.
 
-use crate::harness::Env;
+use eventfeed::store::postgres::READ_FEED;
 
-/// The query of `PgStore::read_feed` in src/store/postgres.rs, as the
-/// server sends it (parameters `$1`…`$9`). Keep in step with that file.
-const READ_FEED: &str = "SELECT position, tx_id, id, tenant_id, stream, version, type, data, \
-     actor_id, actor_name, audience, metadata, created_at FROM eventfeed.events \
-     WHERE tenant_id = $1 AND (tx_id, position) > ($2, $3) AND (tx_id, position) <= ($4, $5) \
-     AND tx_id < (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint) \
-     AND (audience IS NULL OR $6 = ANY(audience)) \
-     AND (cardinality($7::text[]) + cardinality($8::text[]) = 0 \
-     OR type = ANY($7::text[]) \
-     OR EXISTS (SELECT 1 FROM unnest($8::text[]) p WHERE starts_with(type, p))) \
-     ORDER BY tx_id, position LIMIT $9";
+use crate::harness::Env;
 
 /// The values a reader of tenant `bench` sends: after `cursor`, no upper
 /// bound, no type filter, `limit + 1` rows (the server reads one more to
@@ -37,7 +27,7 @@ fn parameters(cursor: &str, limit: u32) -> [String; 9] {
 pub fn literal_query(cursor: &str, limit: u32) -> String {
     let values = parameters(cursor, limit);
     // From $9 down, so that `$1` does not match the start of `$10`-like names.
-    (1..=9).rev().fold(READ_FEED.to_owned(), |sql, i| sql.replace(&format!("${i}"), &values[i - 1]))
+    (1..=9).rev().fold(READ_FEED.clone(), |sql, i| sql.replace(&format!("${i}"), &values[i - 1]))
 }
 
 pub async fn explain(env: &Env, sql: &str) -> anyhow::Result<String> {
@@ -52,7 +42,8 @@ pub async fn explain(env: &Env, sql: &str) -> anyhow::Result<String> {
 pub async fn explain_generic(env: &Env, cursor: &str, limit: u32) -> anyhow::Result<String> {
     let mut conn = env.pool.acquire().await?;
     let prepare = format!(
-        "PREPARE bench_read_feed(text, bigint, bigint, bigint, bigint, text, text[], text[], bigint) AS {READ_FEED}"
+        "PREPARE bench_read_feed(text, bigint, bigint, bigint, bigint, text, text[], text[], bigint) AS {}",
+        READ_FEED.as_str()
     );
     sqlx::raw_sql(sqlx::AssertSqlSafe(prepare)).execute(&mut *conn).await?;
     sqlx::raw_sql("SET plan_cache_mode = force_generic_plan").execute(&mut *conn).await?;

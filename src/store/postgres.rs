@@ -39,6 +39,19 @@ const TYPE_MATCH: &str = "(cardinality($E::text[]) + cardinality($P::text[]) = 0
      OR type = ANY($E::text[]) \
      OR EXISTS (SELECT 1 FROM unnest($P::text[]) p WHERE starts_with(type, p)))";
 
+/// The feed's cursor read (`read_feed`): a tenant's events visible to a
+/// user after `($2, $3)` up to `($4, $5)`, below the horizon, of the types
+/// `$7`/`$8`, at most `$9` rows. Public so the benchmark explains this very query.
+pub static READ_FEED: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {COLUMNS} FROM eventfeed.events \
+         WHERE tenant_id = $1 AND (tx_id, position) > ($2, $3) AND (tx_id, position) <= ($4, $5) \
+           AND tx_id < {HORIZON} AND (audience IS NULL OR $6 = ANY(audience)) AND {types} \
+         ORDER BY tx_id, position LIMIT $9",
+        types = type_match(7, 8)
+    )
+});
+
 #[derive(Clone)]
 pub struct PgStore {
     /// The main and the cursor-range pools, replaced together when a call
@@ -99,17 +112,8 @@ impl PgStore {
     }
 
     pub async fn read_feed(&self, q: &FeedQuery<'_>) -> Result<Page> {
-        static SQL: LazyLock<String> = LazyLock::new(|| {
-            format!(
-                "SELECT {COLUMNS} FROM eventfeed.events \
-                 WHERE tenant_id = $1 AND (tx_id, position) > ($2, $3) AND (tx_id, position) <= ($4, $5) \
-                   AND tx_id < {HORIZON} AND (audience IS NULL OR $6 = ANY(audience)) AND {types} \
-                 ORDER BY tx_id, position LIMIT $9",
-                types = type_match(7, 8)
-            )
-        });
         let until = q.until.unwrap_or(Cursor::new(i64::MAX, i64::MAX));
-        let rows = sqlx::query(SQL.as_str())
+        let rows = sqlx::query(READ_FEED.as_str())
             .bind(q.tenant_id)
             .bind(q.after.tx_id)
             .bind(q.after.position)
