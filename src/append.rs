@@ -79,14 +79,6 @@ impl EventInput {
                 return Err(Error::TooLarge(format!("metadata is {size} bytes; the limit is {MAX_METADATA_BYTES}")));
             }
         }
-        let actor_nul = self
-            .actor
-            .as_ref()
-            .is_some_and(|a| a.user_id.contains('\0') || a.username.as_ref().is_some_and(|n| n.contains('\0')));
-        let audience_nul = self.audience.as_ref().is_some_and(|a| a.users.iter().any(|u| u.contains('\0')));
-        if has_nul(&self.data) || self.metadata.as_ref().is_some_and(has_nul) || actor_nul || audience_nul {
-            return Err(Error::Invalid("text must not contain a NUL character (\\u0000)".into()));
-        }
         if self.expected_version.is_some_and(|v| v < 0) {
             return Err(Error::Invalid("expectedVersion must be 0 or more".into()));
         }
@@ -120,18 +112,6 @@ impl EventInput {
             audience: self.audience,
             metadata: self.metadata,
         })
-    }
-}
-
-/// Whether a JSON value holds a NUL character, in a string or a key: PostgreSQL
-/// cannot store one in `text` or `jsonb`, so it is refused as invalid input
-/// on both stores alike, never left to fail as an internal error.
-fn has_nul(value: &Value) -> bool {
-    match value {
-        Value::String(s) => s.contains('\0'),
-        Value::Array(items) => items.iter().any(has_nul),
-        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
-        _ => false,
     }
 }
 
