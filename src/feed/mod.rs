@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::sync::{oneshot, watch};
 use tokio::task::AbortHandle;
@@ -275,6 +276,21 @@ pub enum Start {
     /// The cursor is behind the retention floor: the reader must reload its
     /// state and continue from `head`.
     Reset { head: Cursor },
+}
+
+/// The start cursor is older than the retention horizon: reload your state
+/// some other way, then go on from `cursor`, the head.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Reset {
+    pub cursor: Cursor,
+    #[schema(value_type = String, examples("expired"))]
+    pub reason: &'static str,
+}
+
+impl Reset {
+    pub fn expired(head: Cursor) -> Self {
+        Reset { cursor: head, reason: "expired" }
+    }
 }
 
 /// Resolves a reader's start from an explicit cursor, else its consumer's

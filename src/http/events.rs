@@ -12,12 +12,12 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{AppJson, AuthUser, Params, Reset, doc, limit};
+use super::{AppJson, AuthUser, Params, doc, limit};
 use crate::append::AppendBody;
 use crate::cursor::Cursor;
 use crate::error::{Error, Result};
 use crate::event::{Event, TypeFilter};
-use crate::feed::{Start, consumer_name, resolve_start};
+use crate::feed::{Reset, Start, consumer_name, resolve_start};
 use crate::state::AppState;
 use crate::store::{ConsumerKey, FeedQuery};
 

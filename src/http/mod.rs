@@ -60,21 +60,6 @@ pub struct Page {
     pub has_more: bool,
 }
 
-/// The start cursor is older than the retention horizon: reload your state
-/// some other way, then go on from `cursor`, the head.
-#[derive(Serialize, ToSchema)]
-pub struct Reset {
-    pub cursor: Cursor,
-    #[schema(value_type = String, examples("expired"))]
-    pub reason: &'static str,
-}
-
-impl Reset {
-    pub fn expired(head: Cursor) -> Self {
-        Reset { cursor: head, reason: "expired" }
-    }
-}
-
 /// The caller, from `Authorization: Bearer …` (CONTRACT.md section 2).
 pub struct AuthUser(pub Principal);
 

@@ -22,7 +22,7 @@ use crate::auth::bearer;
 use crate::cursor::Cursor;
 use crate::error::{Error, Result};
 use crate::event::TypeFilter;
-use crate::feed::{Start, resolve_start};
+use crate::feed::{Reset, Start, resolve_start};
 use crate::state::AppState;
 use crate::store::FeedQuery;
 
@@ -105,8 +105,14 @@ async fn send_all(state: &AppState, who: &Principal, types: &TypeFilter, start: 
     let mut cursor = match start {
         Start::After(cursor) => cursor,
         Start::Reset { head } => {
-            let reset = json!({ "cursor": head, "reason": "expired" }).to_string();
-            if tx.send(Ok(SseEvent::default().event("feed:reset").data(reset))).await.is_err() {
+            let reset = match SseEvent::default().event("feed:reset").json_data(Reset::expired(head)) {
+                Ok(reset) => reset,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot encode feed:reset for SSE");
+                    return;
+                }
+            };
+            if tx.send(Ok(reset)).await.is_err() {
                 return;
             }
             head

@@ -17,7 +17,7 @@ use super::connect::Resume;
 use super::session::Session;
 use crate::cursor::Cursor;
 use crate::event::Event;
-use crate::feed::{Sink, SinkError, Start, resolve_start};
+use crate::feed::{Reset, Sink, SinkError, Start, resolve_start};
 use crate::state::AppState;
 use crate::store::{ConsumerKey, FeedQuery};
 
@@ -92,7 +92,7 @@ async fn deliver<A: Adapter>(
         None => state.feed.head(),
         Some(Start::After(cursor)) => cursor,
         Some(Start::Reset { head }) => {
-            send_paced(&socket, "feed:reset", &json!({ "cursor": head, "reason": "expired" })).await?;
+            send_paced(&socket, "feed:reset", &Reset::expired(head)).await?;
             head
         }
     };
