@@ -16,14 +16,11 @@ use crate::error::Error;
 use crate::feed::consumer_name;
 use crate::state::AppState;
 
-/// Where this socket's delivery starts, as the handshake asked: after a
-/// cursor, or its consumer's stored cursor. Neither is live only. Resolved
-/// by delivery, which waits for the store: a handshake never does.
+/// The handshake's `after`. With it, or with a consumer (kept in the
+/// session), delivery replays; with neither it is live only. Resolved by
+/// delivery, which waits for the store: a handshake never does.
 #[derive(Clone, Copy)]
-pub(super) struct Resume {
-    pub after: Option<Cursor>,
-    pub from_consumer: bool,
-}
+pub(super) struct Resume(pub Option<Cursor>);
 
 /// Connect middleware: refuses with `authentication failed: …` or `invalid cursor`.
 pub async fn authenticate<A: Adapter>(
@@ -56,10 +53,9 @@ async fn admit<A: Adapter>(s: &SocketRef<A>, auth: Value, state: &AppState) -> R
         Some(Value::String(c)) => Some(consumer_name(c)?.to_owned()),
         Some(_) => return Err(Error::Invalid("consumer must be a string".into())),
     };
-    let resume = Resume { after, from_consumer: consumer.is_some() };
     let filter = state.namespace_filter(s.ns());
     s.extensions.insert(Arc::new(Session::new(who, consumer, filter)));
-    s.extensions.insert(resume);
+    s.extensions.insert(Resume(after));
     // Before the server's CONNECT packet goes out: a client may emit in its
     // `connect` handler, and an event that finds no handler is lost.
     handlers::register(s);

@@ -62,17 +62,17 @@ pub(super) async fn run<A: Adapter>(socket: SocketRef<A>, session: Arc<Session>,
 }
 
 /// Where delivery starts (`None`: live only), retried until the store answers.
-async fn start(session: &Session, state: &AppState, resume: Resume) -> Option<Start> {
-    if resume.after.is_none() && !resume.from_consumer {
+async fn start(session: &Session, state: &AppState, Resume(after): Resume) -> Option<Start> {
+    if after.is_none() && session.consumer.is_none() {
         return None;
     }
-    let key = session.consumer.as_deref().filter(|_| resume.from_consumer).map(|consumer| ConsumerKey {
+    let key = session.consumer.as_deref().map(|consumer| ConsumerKey {
         tenant_id: &session.tenant_id,
         user_id: &session.user_id,
         consumer,
     });
     loop {
-        match resolve_start(&state.store, &session.tenant_id, key, resume.after, Cursor::ZERO).await {
+        match resolve_start(&state.store, &session.tenant_id, key, after, Cursor::ZERO).await {
             Ok(start) => return Some(start),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot resolve a socket's start cursor; retrying");
