@@ -53,8 +53,9 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     let verifier = Verifier::from_config(&config.jwt)?;
     let namespaces = config.namespaces().map_err(|e| anyhow::anyhow!("EVENTFEED_NAMESPACES: {e}"))?;
     let store = store::open(&config.store).await?;
+    let shutdown = CancellationToken::new();
     let appender = Appender::start(store.clone());
-    let feed = Feed::start(store.clone()).await.map_err(|e| anyhow::anyhow!("cannot read the store: {e}"))?;
+    let feed = Feed::start(store.clone(), &shutdown).await.map_err(|e| anyhow::anyhow!("cannot read the store: {e}"))?;
     if let Some(keep) = config.retention {
         tokio::spawn(prune_forever(store.clone(), keep));
     }
@@ -68,7 +69,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         roster: socket::Roster::default(),
         metrics: metrics::handle(),
         adapter: AdapterHealth::default(),
-        shutdown: CancellationToken::new(),
+        shutdown,
         namespaces: Arc::new(filters),
     });
 

@@ -8,21 +8,26 @@
 //! dropped from the live set and told where to resume: it catches up from the
 //! store at its own pace, then joins again. Nothing is lost on a slow client.
 
+mod reader;
+mod start;
 mod tailer;
+
+pub use reader::{Backoff, Reader, Stopped};
+pub use start::{Reset, Start, consumer_name, resolve_start, tenant_head};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::sync::{oneshot, watch};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::cursor::Cursor;
 use crate::event::Event;
-use crate::store::{ConsumerKey, Store};
+use crate::store::Store;
 
 /// How recent the tailer's last good read must be for `/ready`: a few ticks.
 const READ_FRESHNESS: std::time::Duration = std::time::Duration::from_secs(4);
@@ -81,6 +86,9 @@ impl Drop for Membership {
 }
 
 struct Inner {
+    store: Store,
+    /// Cancelled when shutdown begins: readers stop.
+    shutdown: CancellationToken,
     live: Mutex<Live>,
     /// Per tenant, the cursor of its newest delivered event, for the
     /// long-polls and SSE streams waiting on that tenant only.
@@ -100,10 +108,12 @@ pub struct Feed {
 
 impl Feed {
     /// Starts the tailer from the store's current head.
-    pub async fn start(store: Store) -> crate::error::Result<Feed> {
+    pub async fn start(store: Store, shutdown: &CancellationToken) -> crate::error::Result<Feed> {
         let start = store.head().await?;
         let (head_tx, head) = watch::channel(start);
         let inner = Inner {
+            store: store.clone(),
+            shutdown: shutdown.clone(),
             live: Mutex::new(Live { cursor: start, members: HashMap::new() }),
             bells: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
@@ -268,78 +278,6 @@ fn deliver_tenant(members: &mut HashMap<u64, Member>, outgoing: &[Outgoing]) {
     }
 }
 
-/// Where a reader starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Start {
-    /// Read everything after this cursor.
-    After(Cursor),
-    /// The cursor is behind the retention floor: the reader must reload its
-    /// state and continue from `head`.
-    Reset { head: Cursor },
-}
-
-/// The start cursor is older than the retention horizon: reload your state
-/// some other way, then go on from `cursor`, the head.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Reset {
-    pub cursor: Cursor,
-    #[schema(value_type = String, examples("expired"))]
-    pub reason: &'static str,
-}
-
-impl Reset {
-    pub fn expired(head: Cursor) -> Self {
-        Reset { cursor: head, reason: "expired" }
-    }
-}
-
-/// Resolves a reader's start from an explicit cursor, else its consumer's
-/// stored cursor, else `fallback`. A consumer seen for the first time is
-/// registered at its tenant's head, so its offline queue starts now.
-pub async fn resolve_start(
-    store: &Store,
-    tenant: &str,
-    key: Option<ConsumerKey<'_>>,
-    after: Option<Cursor>,
-    fallback: Cursor,
-) -> crate::error::Result<Start> {
-    let cursor = match (after, key) {
-        (Some(after), _) => after,
-        (None, Some(key)) => match store.load_cursor(key).await? {
-            Some(stored) => stored,
-            None => {
-                let head = tenant_head(store, tenant).await?;
-                store.save_cursor(key, head).await?;
-                head
-            }
-        },
-        (None, None) => fallback,
-    };
-    if crate::store::expired(cursor, store.retention_floor().await?) {
-        return Ok(Start::Reset { head: tenant_head(store, tenant).await? });
-    }
-    Ok(Start::After(cursor))
-}
-
-/// The head a reader of `tenant` is given: its tenant's newest event, never
-/// the store's head, which moves with every other tenant's appends. A tenant
-/// with no event left gets the retention floor (a reset must not repeat), else `0`.
-pub async fn tenant_head(store: &Store, tenant: &str) -> crate::error::Result<Cursor> {
-    match store.tenant_head(tenant).await? {
-        Some(head) => Ok(head),
-        None => Ok(store.retention_floor().await?.unwrap_or(Cursor::ZERO)),
-    }
-}
-
-/// Checks a consumer name: 1–200 characters (not bytes).
-pub fn consumer_name(name: &str) -> Result<&str, crate::error::Error> {
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(crate::error::Error::Invalid("consumer must be 1-200 characters".into()));
-    }
-    crate::event::storable("consumer", name)?;
-    Ok(name)
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
@@ -395,7 +333,7 @@ mod tests {
     #[tokio::test]
     async fn each_sink_gets_its_tenants_events_in_order_and_a_full_one_resumes_where_it_stopped() {
         let temp = TempStore::new().await;
-        let feed = Feed::start(Store::Sqlite(temp.store.clone())).await.unwrap();
+        let feed = Feed::start(Store::Sqlite(temp.store.clone()), &CancellationToken::new()).await.unwrap();
         let start = feed.inner.live.lock().unwrap().cursor;
         let (a, slow, other) = (Recorder::new(usize::MAX), Recorder::new(2), Recorder::new(usize::MAX));
         let _a = feed.join(start, "t1", a.clone()).ok().unwrap();

@@ -17,9 +17,9 @@ use crate::append::AppendBody;
 use crate::cursor::Cursor;
 use crate::error::{Error, Result};
 use crate::event::{Event, TypeFilter};
-use crate::feed::{Reset, Start, consumer_name, resolve_start};
+use crate::feed::{Reader, Reset, Start, consumer_name, resolve_start};
 use crate::state::AppState;
-use crate::store::{ConsumerKey, FeedQuery};
+use crate::store::ConsumerKey;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(append, list)).routes(routes!(ack))
@@ -110,27 +110,30 @@ async fn list(
         }
     };
 
-    let query =
-        FeedQuery { tenant_id: &who.tenant_id, user_id: &who.user_id, after, until: None, types: &types, limit };
+    let mut reader = Reader::follow(&state.feed, &who.tenant_id, &who.user_id, after).limit(limit);
     let deadline = Instant::now() + wait;
-    let mut bell = state.feed.tenant_watch(&who.tenant_id);
     loop {
-        bell.borrow_and_update();
-        let page = state.store.read_feed(&query).await?;
-        if !page.events.is_empty() || Instant::now() >= deadline || state.shutdown.is_cancelled() {
-            let cursor = page.events.last().map_or(after, |e| e.cursor);
+        let page = reader.read(&types).await?;
+        if !page.events.is_empty() || !park(&mut reader, deadline).await {
+            let cursor = reader.cursor();
             return Ok(Json(ListResponse { events: page.events, cursor, has_more: page.has_more, reset: None }));
         }
-        // Woken when the tailer delivers this tenant's events (the NOTIFY doorbell).
-        metrics::gauge!("eventfeed_long_polls_waiting").increment(1.0);
-        tokio::select! {
-            _ = tokio::time::timeout_at(deadline, bell.changed()) => {
-                metrics::counter!("eventfeed_long_poll_wakeups_total").increment(1);
-            }
-            _ = state.shutdown.cancelled() => {}
-        }
-        metrics::gauge!("eventfeed_long_polls_waiting").decrement(1.0);
     }
+}
+
+/// Holds a long-poll until its tenant has new events (true), or until the
+/// deadline or shutdown (false).
+async fn park(reader: &mut Reader, deadline: Instant) -> bool {
+    if Instant::now() >= deadline {
+        return false;
+    }
+    metrics::gauge!("eventfeed_long_polls_waiting").increment(1.0);
+    let rang = reader.wait(Some(deadline)).await;
+    metrics::gauge!("eventfeed_long_polls_waiting").decrement(1.0);
+    if rang {
+        metrics::counter!("eventfeed_long_poll_wakeups_total").increment(1);
+    }
+    rang
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -22,9 +22,8 @@ use crate::auth::bearer;
 use crate::cursor::Cursor;
 use crate::error::{Error, Result};
 use crate::event::TypeFilter;
-use crate::feed::{Reset, Start, resolve_start};
+use crate::feed::{Reader, Reset, Start, resolve_start};
 use crate::state::AppState;
-use crate::store::FeedQuery;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(stream))
@@ -102,7 +101,7 @@ async fn pump(state: AppState, who: Principal, types: TypeFilter, start: Start, 
 }
 
 async fn send_all(state: &AppState, who: &Principal, types: &TypeFilter, start: Start, tx: &Tx) {
-    let mut cursor = match start {
+    let after = match start {
         Start::After(cursor) => cursor,
         Start::Reset { head } => {
             let reset = match SseEvent::default().event("feed:reset").json_data(Reset::expired(head)) {
@@ -118,28 +117,10 @@ async fn send_all(state: &AppState, who: &Principal, types: &TypeFilter, start: 
             head
         }
     };
-    let mut bell = state.feed.tenant_watch(&who.tenant_id);
-    loop {
-        bell.borrow_and_update();
-        let query = FeedQuery {
-            tenant_id: &who.tenant_id,
-            user_id: &who.user_id,
-            after: cursor,
-            until: None,
-            types,
-            limit: 500,
-        };
-        let page = match state.store.read_feed(&query).await {
-            Ok(page) => page,
-            Err(e) => {
-                tracing::warn!(error = %e, "SSE read failed; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
+    let mut reader = Reader::follow(&state.feed, &who.tenant_id, &who.user_id, after);
+    while let Ok(Some(page)) = reader.next(types).await {
         for event in page.events {
-            cursor = event.cursor;
-            let sse = SseEvent::default().id(cursor.to_string()).event(&event.event_type);
+            let sse = SseEvent::default().id(event.cursor.to_string()).event(&event.event_type);
             let sse = match sse.json_data(&event) {
                 Ok(sse) => sse,
                 Err(e) => {
@@ -150,9 +131,6 @@ async fn send_all(state: &AppState, who: &Principal, types: &TypeFilter, start: 
             if tx.send(Ok(sse)).await.is_err() {
                 return;
             }
-        }
-        if !page.has_more && bell.changed().await.is_err() {
-            return;
         }
     }
 }

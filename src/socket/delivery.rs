@@ -17,14 +17,10 @@ use super::connect::Resume;
 use super::session::Session;
 use crate::cursor::Cursor;
 use crate::event::Event;
-use crate::feed::{Reset, Sink, SinkError, Start, resolve_start};
+use crate::feed::{Backoff, Reader, Reset, Sink, SinkError, Start, Stopped, resolve_start};
 use crate::state::AppState;
-use crate::store::{ConsumerKey, FeedQuery};
+use crate::store::ConsumerKey;
 
-/// Events read from the store per page of a replay.
-const PAGE: i64 = 500;
-/// How long to wait before a failed store read is tried again.
-const RETRY_WAIT: Duration = Duration::from_secs(1);
 /// How long to wait for a full send buffer to drain before trying again.
 const DRAIN_WAIT: Duration = Duration::from_millis(2);
 
@@ -54,7 +50,7 @@ pub(super) async fn run<A: Adapter>(socket: SocketRef<A>, session: Arc<Session>,
     let closed = session.closed.clone();
     tokio::select! {
         _ = async {
-            let start = start(&session, &state, resume).await;
+            let start = start(&session, &state, resume).await?;
             deliver(socket, session, state, start).await
         } => {}
         _ = closed.cancelled() => {}
@@ -62,23 +58,22 @@ pub(super) async fn run<A: Adapter>(socket: SocketRef<A>, session: Arc<Session>,
 }
 
 /// Where delivery starts (`None`: live only), retried until the store answers.
-async fn start(session: &Session, state: &AppState, Resume(after): Resume) -> Option<Start> {
+async fn start(session: &Session, state: &AppState, Resume(after): Resume) -> Result<Option<Start>, Closed> {
     if after.is_none() && session.consumer.is_none() {
-        return None;
+        return Ok(None);
     }
     let key = session.consumer.as_deref().map(|consumer| ConsumerKey {
         tenant_id: &session.tenant_id,
         user_id: &session.user_id,
         consumer,
     });
+    let mut backoff = Backoff::default();
     loop {
         match resolve_start(&state.store, &session.tenant_id, key, after, Cursor::ZERO).await {
-            Ok(start) => return Some(start),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot resolve a socket's start cursor; retrying");
-                tokio::time::sleep(RETRY_WAIT).await;
-            }
+            Ok(start) => return Ok(Some(start)),
+            Err(e) => tracing::warn!(error = %e, "cannot resolve a socket's start cursor; retrying"),
         }
+        backoff.pause(&state.shutdown).await.map_err(|Stopped| Closed)?;
     }
 }
 
@@ -152,36 +147,15 @@ async fn catch_up<A: Adapter>(
     from: Cursor,
     to: Cursor,
 ) -> Result<(u64, Option<Cursor>), Closed> {
-    let mut cursor = from;
-    let mut sent = 0;
-    let mut last = None;
-    while cursor < to {
-        let types = session.filter();
-        let query = FeedQuery {
-            tenant_id: &session.tenant_id,
-            user_id: &session.user_id,
-            after: cursor,
-            until: Some(to),
-            types: &types,
-            limit: PAGE,
-        };
-        let page = match state.store.read_feed(&query).await {
-            Ok(page) => page,
-            Err(e) => {
-                tracing::warn!(error = %e, "replay read failed; retrying");
-                tokio::time::sleep(RETRY_WAIT).await;
-                continue;
-            }
-        };
+    let mut reader = Reader::until(&state.feed, &session.tenant_id, &session.user_id, from, to);
+    let (mut sent, mut last) = (0, None);
+    // The filter is read per page: a `subscribe` during the replay applies to the rest.
+    while let Some(page) = reader.next(&session.filter()).await.map_err(|Stopped| Closed)? {
         for event in &page.events {
             send_paced(socket, &event.event_type, event).await?;
         }
         sent += page.events.len() as u64;
         last = page.events.last().map(|e| e.cursor).or(last);
-        cursor = match (page.has_more, page.events.last()) {
-            (true, Some(last)) => last.cursor,
-            _ => to,
-        };
     }
     Ok((sent, last))
 }
