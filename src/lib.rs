@@ -30,6 +30,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::auth::Verifier;
@@ -53,11 +54,18 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     let verifier = Verifier::from_config(&config.jwt)?;
     let namespaces = config.namespaces().map_err(|e| anyhow::anyhow!("EVENTFEED_NAMESPACES: {e}"))?;
     let store = store::open(&config.store).await?;
-    let shutdown = CancellationToken::new();
-    let appender = Appender::start(store.clone());
-    let feed = Feed::start(store.clone(), &shutdown).await.map_err(|e| anyhow::anyhow!("cannot read the store: {e}"))?;
+    let (shutdown, tasks) = (CancellationToken::new(), TaskTracker::new());
+    let appender = Appender::start(store.clone(), &shutdown, &tasks);
+    let feed = Feed::start(store.clone(), &shutdown, &tasks).await;
+    let feed = feed.map_err(|e| anyhow::anyhow!("cannot read the store: {e}"))?;
     if let Some(keep) = config.retention {
-        tokio::spawn(prune_forever(store.clone(), keep));
+        let (store, shutdown) = (store.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            tokio::select! {
+                _ = prune_forever(store, keep) => {}
+                _ = shutdown.cancelled() => {}
+            }
+        });
     }
     let filters: HashMap<_, _> = namespaces.iter().map(|ns| (ns.path.clone(), ns.default_types.clone())).collect();
     let state = Arc::new(App {
@@ -70,6 +78,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         metrics: metrics::handle(),
         adapter: AdapterHealth::default(),
         shutdown,
+        tasks,
         namespaces: Arc::new(filters),
     });
 
@@ -124,6 +133,10 @@ fn cors(origins: Option<&Origins>) -> CorsLayer {
     }
 }
 
+/// How long shutdown waits for the background tasks. Store calls have their
+/// own bound, so this is only reached if the store stops answering.
+const TASKS_BOUND: Duration = Duration::from_secs(10);
+
 const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 
@@ -144,7 +157,8 @@ async fn check_socket_origin(State(state): State<AppState>, req: Request, next: 
 }
 
 /// Serves until `shutdown` resolves; then closes the sockets, lets HTTP
-/// requests drain, stops the tailer and closes the store.
+/// requests drain, waits for the tailer, the pruner and the appender's last
+/// commits, and closes the store.
 pub async fn run(
     listener: TcpListener,
     server: Server,
@@ -160,7 +174,10 @@ pub async fn run(
         stopping.roster.unbind();
     };
     serve::serve(listener, router, graceful).await;
-    state.feed.stop();
+    state.tasks.close();
+    if tokio::time::timeout(TASKS_BOUND, state.tasks.wait()).await.is_err() {
+        tracing::warn!("background tasks still running after {TASKS_BOUND:?}; closing the store under them");
+    }
     state.store.close().await;
     Ok(())
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::auth::Verifier;
 use crate::config::Config;
@@ -30,8 +31,11 @@ pub struct App {
     pub metrics: PrometheusHandle,
     /// Whether the Socket.IO adapter hears the other nodes (always, alone).
     pub adapter: AdapterHealth,
-    /// Cancelled when shutdown begins: long-polls and SSE streams end.
+    /// Cancelled when shutdown begins: long-polls, SSE streams, replays and
+    /// the background tasks end; the appender commits what is queued first.
     pub shutdown: CancellationToken,
+    /// The tailer, the pruner and the appender: shutdown waits for them.
+    pub tasks: TaskTracker,
     pub(crate) namespaces: Arc<HashMap<String, TypeFilter>>,
 }
 

@@ -21,9 +21,9 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::value::RawValue;
 use tokio::sync::{oneshot, watch};
-use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::cursor::Cursor;
 use crate::event::Event;
@@ -96,7 +96,6 @@ struct Inner {
     next_id: AtomicU64,
     running: AtomicBool,
     head: watch::Receiver<Cursor>,
-    tailer: Mutex<Option<AbortHandle>>,
     /// When the tailer last read the store successfully.
     last_read: Mutex<Instant>,
 }
@@ -107,8 +106,8 @@ pub struct Feed {
 }
 
 impl Feed {
-    /// Starts the tailer from the store's current head.
-    pub async fn start(store: Store, shutdown: &CancellationToken) -> crate::error::Result<Feed> {
+    /// Starts the tailer from the store's current head, on `tasks`, until shutdown.
+    pub async fn start(store: Store, shutdown: &CancellationToken, tasks: &TaskTracker) -> crate::error::Result<Feed> {
         let start = store.head().await?;
         let (head_tx, head) = watch::channel(start);
         let inner = Inner {
@@ -119,20 +118,17 @@ impl Feed {
             next_id: AtomicU64::new(0),
             running: AtomicBool::new(false),
             head,
-            tailer: Mutex::new(None),
             last_read: Mutex::new(Instant::now()),
         };
         let feed = Feed { inner: Arc::new(inner) };
-        let task = tokio::spawn(tailer::run(store, feed.clone(), head_tx));
-        *feed.inner.tailer.lock().unwrap_or_else(|e| e.into_inner()) = Some(task.abort_handle());
+        let (tailer, shutdown) = (tailer::run(store, feed.clone(), head_tx), shutdown.clone());
+        tasks.spawn(async move {
+            tokio::select! {
+                _ = tailer => {}
+                _ = shutdown.cancelled() => {}
+            }
+        });
         Ok(feed)
-    }
-
-    /// Stops the tailer (at shutdown).
-    pub fn stop(&self) {
-        if let Some(task) = self.inner.tailer.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            task.abort();
-        }
     }
 
     /// The cursor up to which every event has been delivered live.
@@ -333,7 +329,8 @@ mod tests {
     #[tokio::test]
     async fn each_sink_gets_its_tenants_events_in_order_and_a_full_one_resumes_where_it_stopped() {
         let temp = TempStore::new().await;
-        let feed = Feed::start(Store::Sqlite(temp.store.clone()), &CancellationToken::new()).await.unwrap();
+        let shutdown = CancellationToken::new();
+        let feed = Feed::start(Store::Sqlite(temp.store.clone()), &shutdown, &TaskTracker::new()).await.unwrap();
         let start = feed.inner.live.lock().unwrap().cursor;
         let (a, slow, other) = (Recorder::new(usize::MAX), Recorder::new(2), Recorder::new(usize::MAX));
         let _a = feed.join(start, "t1", a.clone()).ok().unwrap();
@@ -357,6 +354,6 @@ mod tests {
         feed.deliver(&[event("t1", 6)]);
         assert_eq!(a.got(), at(&[1, 3, 5, 6]));
         assert_eq!(slow.got(), at(&[1, 3]));
-        feed.stop();
+        shutdown.cancel();
     }
 }

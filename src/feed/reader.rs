@@ -128,7 +128,9 @@ impl Reader {
         loop {
             match stop_on(&shutdown, self.read(types)).await? {
                 Ok(page) => return Ok(Some(page)),
-                Err(e) => tracing::warn!(error = %e, tenant = %self.tenant_id, cursor = %self.cursor, "feed read failed; retrying"),
+                Err(e) => {
+                    tracing::warn!(error = %e, tenant = %self.tenant_id, cursor = %self.cursor, "feed read failed; retrying")
+                }
             }
             backoff.pause(&shutdown).await?;
         }

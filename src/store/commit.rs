@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::{AppendRequest, Store};
 use crate::error::{Error, Result};
@@ -37,21 +39,23 @@ pub struct Appender {
 }
 
 impl Appender {
-    /// Starts the dispatcher, which keeps batches committing side by side as the store allows.
-    pub fn start(store: Store) -> Self {
+    /// Starts the dispatcher, which keeps batches committing side by side as
+    /// the store allows. At shutdown it takes no new requests, commits the
+    /// queued ones, and ends; `tasks` sees it and its commits through.
+    pub fn start(store: Store, shutdown: &CancellationToken, tasks: &TaskTracker) -> Self {
         // Batches committing at once: PostgreSQL runs them side by side; SQLite has one writer.
         let concurrency = match store {
             Store::Postgres(_) => 4,
             Store::Sqlite(_) => 1,
         };
         let (jobs, rx) = mpsc::channel(MAX_BATCH * concurrency * 4);
-        tokio::spawn(dispatch(store, rx, concurrency));
+        tasks.spawn(dispatch(store, rx, concurrency, shutdown.clone(), tasks.clone()));
         Appender { jobs }
     }
 
     pub async fn append(&self, request: AppendRequest) -> Result<Vec<Event>> {
         let (done, outcome) = oneshot::channel();
-        let gone = || Error::internal(anyhow::anyhow!("the appender has stopped"));
+        let gone = || Error::Unavailable("the server is shutting down".into());
         self.jobs.send(Job { request, done }).await.map_err(|_| gone())?;
         outcome.await.map_err(|_| gone())?
     }
@@ -61,7 +65,13 @@ impl Appender {
 /// goes at once; while another commits, it first fills up for up to `LINGER`
 /// or until that one is done. Under load this keeps batches large (the cost of
 /// a commit is mostly per batch) without making a lone request wait.
-async fn dispatch(store: Store, mut rx: mpsc::Receiver<Job>, concurrency: usize) {
+async fn dispatch(
+    store: Store,
+    mut rx: mpsc::Receiver<Job>,
+    concurrency: usize,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+) {
     let slots = Arc::new(Semaphore::new(concurrency));
     // With one writer (SQLite) a large request waits for the one slot like the
     // rest: beside it, a small batch would only wait for the write lock, up to
@@ -70,7 +80,16 @@ async fn dispatch(store: Store, mut rx: mpsc::Receiver<Job>, concurrency: usize)
     let finished = Arc::new(Notify::new());
     loop {
         let mut batch = Vec::with_capacity(MAX_BATCH);
-        if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
+        let received = tokio::select! {
+            biased;
+            n = rx.recv_many(&mut batch, MAX_BATCH) => n,
+            // Refuse new requests; the queued ones still commit, then it ends.
+            _ = shutdown.cancelled() => {
+                rx.close();
+                rx.recv_many(&mut batch, MAX_BATCH).await
+            }
+        };
+        if received == 0 {
             return;
         }
         let deadline = Instant::now() + LINGER;
@@ -86,7 +105,7 @@ async fn dispatch(store: Store, mut rx: mpsc::Receiver<Job>, concurrency: usize)
         for job in large {
             // Waits for a large slot in its own task: the dispatcher goes on.
             let (store, large_slots) = (store.clone(), large_slots.clone());
-            tokio::spawn(async move {
+            tasks.spawn(async move {
                 let Ok(_slot) = large_slots.acquire_owned().await else { return };
                 commit(&store, vec![job]).await;
             });
@@ -96,7 +115,7 @@ async fn dispatch(store: Store, mut rx: mpsc::Receiver<Job>, concurrency: usize)
         }
         let Ok(slot) = slots.clone().acquire_owned().await else { return };
         let (store, finished) = (store.clone(), finished.clone());
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             commit(&store, small).await;
             drop(slot);
             finished.notify_one();
@@ -146,6 +165,7 @@ async fn commit(store: &Store, batch: Vec<Job>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cursor::Cursor;
     use crate::event::{EventType, StreamName};
     use crate::store::NewEvent;
 
@@ -173,5 +193,31 @@ mod tests {
         };
         assert_eq!(sizes(vec![job(1), job(1000), job(3), job(64)]), (vec![1000, 64], vec![1, 3]));
         assert_eq!(sizes(vec![job(1), job(63)]), (vec![], vec![1, 63]));
+    }
+
+    #[tokio::test]
+    async fn shutdown_waits_for_the_queued_appends_and_refuses_later_ones() {
+        let temp = crate::store::sqlite::tests::TempStore::new().await;
+        let store = Store::Sqlite(temp.store.clone());
+        let (shutdown, tasks) = (CancellationToken::new(), TaskTracker::new());
+        let appender = Appender::start(store.clone(), &shutdown, &tasks);
+        let mut answers = Vec::new();
+        for _ in 0..40 {
+            let (appender, request) = (appender.clone(), job(5).request);
+            answers.push(tokio::spawn(async move { appender.append(request).await }));
+        }
+        // On this one-thread runtime, a yield lets every request reach the queue.
+        tokio::task::yield_now().await;
+        shutdown.cancel();
+        tasks.close();
+        tasks.wait().await;
+
+        // Every queued request is committed by the time shutdown stops waiting.
+        assert_eq!(store.read_all(Cursor::ZERO, 1000).await.unwrap().len(), 200);
+        for answer in answers {
+            assert_eq!(answer.await.unwrap().unwrap().len(), 5);
+        }
+        let late = appender.append(job(1).request).await.unwrap_err();
+        assert!(matches!(late, Error::Unavailable(_)), "{late:?}");
     }
 }
