@@ -70,7 +70,7 @@ fn request(tenant_id: &str, events: Vec<NewEvent>) -> AppendRequest {
 async fn append(store: &SqliteStore, tenant_id: &str, events: Vec<NewEvent>) -> Result<Vec<Event>> {
     let mut outcomes = store.append_batch(&[request(tenant_id, events)]).await?;
     assert_eq!(outcomes.len(), 1);
-    outcomes.remove(0)
+    outcomes.remove(0).map(|appended| appended.events)
 }
 
 fn feed<'a>(user_id: &'a str, after: Cursor, types: &'a TypeFilter) -> FeedQuery<'a> {
@@ -190,8 +190,8 @@ async fn expected_version_conflicts_carry_the_current_version() {
     ];
     let outcomes = db.append_batch(&batch).await.unwrap();
     assert!(matches!(outcomes[0], Err(Error::Conflict { current_version: Some(3), .. })), "{:?}", outcomes[0]);
-    assert_eq!(outcomes[1].as_ref().unwrap()[0].version, 1);
-    assert_eq!(outcomes[2].as_ref().unwrap()[0].version, 4);
+    assert_eq!(outcomes[1].as_ref().unwrap().events[0].version, 1);
+    assert_eq!(outcomes[2].as_ref().unwrap().events[0].version, 4);
 }
 
 #[tokio::test]
@@ -212,7 +212,7 @@ async fn a_request_is_all_or_nothing() {
         }
         other => panic!("expected invalid, got {other:?}"),
     }
-    assert_eq!(outcomes[1].as_ref().unwrap()[0].version, 1);
+    assert_eq!(outcomes[1].as_ref().unwrap().events[0].version, 1);
     assert_eq!(db.read_all(Cursor::ZERO, 100).await.unwrap().len(), 2);
 }
 
