@@ -229,7 +229,7 @@ impl PgStore {
         .bind(key.consumer)
         .fetch_optional(&self.main())
         .await?;
-        Ok(row.map(|r| Cursor::new(r.get("tx_id"), r.get("position"))))
+        row.as_ref().map(cursor_from_row).transpose()
     }
 
     pub async fn head(&self) -> Result<Cursor> {
@@ -240,7 +240,7 @@ impl PgStore {
             )
         });
         match sqlx::query(SQL.as_str()).fetch_optional(&self.main()).await? {
-            Some(r) => Ok(Cursor::new(r.get("tx_id"), r.get("position"))),
+            Some(r) => cursor_from_row(&r),
             None => Ok(self.retention_floor().await?.unwrap_or(Cursor::ZERO)),
         }
     }
@@ -253,12 +253,12 @@ impl PgStore {
             )
         });
         let row = sqlx::query(SQL.as_str()).bind(tenant_id).fetch_optional(&self.reads()).await?;
-        row.map(|r| Ok(Cursor::new(r.try_get("tx_id")?, r.try_get("position")?))).transpose()
+        row.as_ref().map(cursor_from_row).transpose()
     }
 
     pub async fn retention_floor(&self) -> Result<Option<Cursor>> {
         let row = sqlx::query("SELECT tx_id, position FROM eventfeed.retention").fetch_optional(&self.main()).await?;
-        Ok(row.map(|r| Cursor::new(r.get("tx_id"), r.get("position"))))
+        row.as_ref().map(cursor_from_row).transpose()
     }
 
     pub async fn prune(&self, before: DateTime<Utc>) -> Result<u64> {
@@ -324,18 +324,23 @@ fn type_match(e: usize, p: usize) -> String {
     TYPE_MATCH.replace("$E", &format!("${e}")).replace("$P", &format!("${p}"))
 }
 
+fn cursor_from_row(row: &PgRow) -> Result<Cursor> {
+    Ok(Cursor::new(row.try_get("tx_id")?, row.try_get("position")?))
+}
+
 fn event_from_row(row: &PgRow) -> Result<Event> {
     let actor_id: Option<String> = row.try_get("actor_id")?;
+    let actor_name: Option<String> = row.try_get("actor_name")?;
     let audience: Option<Vec<String>> = row.try_get("audience")?;
     Ok(Event {
         id: row.try_get::<Uuid, _>("id")?,
-        cursor: Cursor::new(row.try_get("tx_id")?, row.try_get("position")?),
+        cursor: cursor_from_row(row)?,
         tenant_id: row.try_get("tenant_id")?,
         stream: row.try_get("stream")?,
         version: row.try_get("version")?,
         event_type: row.try_get("type")?,
         data: row.try_get::<Json<Value>, _>("data")?.0,
-        actor: actor_id.map(|user_id| Actor { user_id, username: row.get("actor_name") }),
+        actor: actor_id.map(|user_id| Actor { user_id, username: actor_name }),
         audience: audience.map(|users| Audience { users }),
         metadata: row.try_get::<Option<Json<Value>>, _>("metadata")?.map(|j| j.0),
         timestamp: row.try_get("created_at")?,
