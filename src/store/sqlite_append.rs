@@ -11,7 +11,8 @@ use sqlx::sqlite::SqliteConnection;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use super::{COLUMNS, SqliteStore, event_from_row};
+use super::SqliteStore;
+use super::read::{COLUMNS, event_from_row};
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::store::{AppendRequest, Appended, NewEvent};
