@@ -143,9 +143,10 @@ END $$;
 -- than one event's data, so a batch costs time and memory linear in its size.
 --
 -- Output, in input order: per stored event its request and what the server
--- did not send (id, cursor, version, stored actor, time), or one row with an
--- error code and message for a request that failed: conflict (with
--- current_version for a stale expected version), invalid, or retry (a
+-- did not send (id, cursor, version, stored actor, time) and whether it was
+-- an idempotent retry answered with an event stored before (retried), or one
+-- row with an error code and message for a request that failed: conflict
+-- (with current_version for a stale expected version), invalid, or retry (a
 -- concurrent append of the same id: run the request again on its own).
 --
 -- jit is off: the planner takes each unnest for 100 rows, so a query over a
@@ -157,7 +158,7 @@ CREATE OR REPLACE FUNCTION eventfeed.append_batch(
     audience jsonb[], metadata jsonb[])
 RETURNS TABLE (request int, code text, message text, current_version bigint, event_id uuid,
                tx_id bigint, event_position bigint, version bigint, event_actor_id text,
-               event_actor_name text, created_at timestamptz)
+               event_actor_name text, created_at timestamptz, retried boolean)
 LANGUAGE plpgsql SET jit = off AS $$
 #variable_conflict use_column
 DECLARE
@@ -252,7 +253,7 @@ BEGIN
         RETURN QUERY
             SELECT request_of[k], NULL::text, NULL::text, NULL::bigint, ids[k],
                    pg_current_xact_id()::text::bigint, positions[k], planned[k],
-                   append_batch.actor_id[k], append_batch.actor_name[k], stamps[k]
+                   append_batch.actor_id[k], append_batch.actor_name[k], stamps[k], false
             FROM generate_series(1, n_events) AS g (k);
         RETURN;
     END IF;
@@ -272,7 +273,7 @@ CREATE OR REPLACE FUNCTION eventfeed.append_requests(
     audience jsonb[], metadata jsonb[])
 RETURNS TABLE (request int, code text, message text, current_version bigint, event_id uuid,
                tx_id bigint, event_position bigint, version bigint, event_actor_id text,
-               event_actor_name text, created_at timestamptz)
+               event_actor_name text, created_at timestamptz, retried boolean)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
@@ -280,6 +281,7 @@ DECLARE
     lo int := 1;
     hi int;
     stored eventfeed.events[];
+    retries boolean[];
     detail text;
 BEGIN
     WHILE lo <= n_events LOOP
@@ -292,8 +294,15 @@ BEGIN
         message := NULL;
         current_version := NULL;
         stored := '{}';
+        retries := '{}';
         BEGIN
             FOR k IN lo .. hi LOOP
+                -- An id the tenant already has (stored before, or earlier in
+                -- this batch) is answered by insert_event only as a retry:
+                -- otherwise it raises, and the request fails.
+                retries := retries || (append_requests.id[k] IS NOT NULL AND EXISTS (
+                    SELECT 1 FROM eventfeed.events e
+                    WHERE e.tenant_id = append_requests.tenant_id[k] AND e.id = append_requests.id[k]));
                 stored := stored || eventfeed.insert_event(
                     append_requests.tenant_id[k], append_requests.stream[k], append_requests.type[k],
                     append_requests.data[k], append_requests.id[k], append_requests.expected_version[k],
@@ -324,11 +333,12 @@ BEGIN
                 event_actor_id := (stored[k]).actor_id;
                 event_actor_name := (stored[k]).actor_name;
                 created_at := (stored[k]).created_at;
+                retried := retries[k];
                 RETURN NEXT;
             END LOOP;
         ELSE
             event_id := NULL; tx_id := NULL; event_position := NULL; version := NULL;
-            event_actor_id := NULL; event_actor_name := NULL; created_at := NULL;
+            event_actor_id := NULL; event_actor_name := NULL; created_at := NULL; retried := NULL;
             RETURN NEXT;
         END IF;
         lo := hi + 1;

@@ -61,57 +61,63 @@ impl EventInput {
     fn validate(self, who: &Principal, max_event_bytes: usize) -> Result<NewEvent> {
         let stream = StreamName::parse(&self.stream)?;
         let event_type = EventType::parse(&self.event_type)?;
-        if !self.data.is_object() {
-            return Err(Error::Invalid("data must be a JSON object".into()));
-        }
-        storable_json("data", &self.data)?;
-        let size = serde_json::to_vec(&self.data).map_err(Error::internal)?.len();
-        if size > max_event_bytes {
-            return Err(Error::TooLarge(format!("data is {size} bytes; the limit is {max_event_bytes}")));
-        }
+        check_object("data", &self.data, max_event_bytes)?;
         if let Some(meta) = &self.metadata {
-            if !meta.is_object() {
-                return Err(Error::Invalid("metadata must be a JSON object".into()));
-            }
-            storable_json("metadata", meta)?;
-            let size = serde_json::to_vec(meta).map_err(Error::internal)?.len();
-            if size > MAX_METADATA_BYTES {
-                return Err(Error::TooLarge(format!("metadata is {size} bytes; the limit is {MAX_METADATA_BYTES}")));
-            }
+            check_object("metadata", meta, MAX_METADATA_BYTES)?;
         }
         if self.expected_version.is_some_and(|v| v < 0) {
             return Err(Error::Invalid("expectedVersion must be 0 or more".into()));
         }
-        if let Some(audience) = &self.audience
-            && (audience.users.is_empty() || audience.users.iter().any(|u| u.is_empty() || u.len() > 200))
-        {
-            return Err(Error::Invalid("audience.users must list 1 or more user ids".into()));
-        }
-        if self.audience.is_some() && !who.can_set_audience() {
-            return Err(Error::Forbidden("only the service and admin roles may set audience".into()));
-        }
         if let Some(audience) = &self.audience {
-            audience.users.iter().try_for_each(|u| storable("audience", u))?;
+            check_audience(audience, who)?;
         }
-        let actor = match self.actor {
-            Some(actor) if who.is_service() => {
-                storable("actor", &actor.user_id)?;
-                storable("actor", actor.username.as_deref().unwrap_or_default())?;
-                actor
-            }
-            Some(_) => return Err(Error::Forbidden("only the service role may set actor".into())),
-            None => Actor { user_id: who.user_id.clone(), username: who.username.clone() },
-        };
         Ok(NewEvent {
             id: self.id,
             stream,
             event_type,
             data: self.data,
             expected_version: self.expected_version,
-            actor: Some(actor),
+            actor: Some(actor(self.actor, who)?),
             audience: self.audience,
             metadata: self.metadata,
         })
+    }
+}
+
+/// `data` or `metadata`: a JSON object, storable, of at most `limit` bytes serialized.
+fn check_object(what: &str, value: &Value, limit: usize) -> Result<()> {
+    if !value.is_object() {
+        return Err(Error::Invalid(format!("{what} must be a JSON object")));
+    }
+    storable_json(what, value)?;
+    let size = serde_json::to_vec(value).map_err(Error::internal)?.len();
+    if size > limit {
+        return Err(Error::TooLarge(format!("{what} is {size} bytes; the limit is {limit}")));
+    }
+    Ok(())
+}
+
+/// A given audience lists 1 or more storable user ids, and its sender may set it.
+fn check_audience(audience: &Audience, who: &Principal) -> Result<()> {
+    if audience.users.is_empty() || audience.users.iter().any(|u| u.is_empty() || u.len() > 200) {
+        return Err(Error::Invalid("audience.users must list 1 or more user ids".into()));
+    }
+    if !who.can_set_audience() {
+        return Err(Error::Forbidden("only the service and admin roles may set audience".into()));
+    }
+    audience.users.iter().try_for_each(|u| Ok(storable("audience", u)?))
+}
+
+/// The event's actor: the caller, or for the service role the one it names.
+fn actor(given: Option<Actor>, who: &Principal) -> Result<Actor> {
+    match given {
+        Some(actor) if who.is_service() => {
+            storable("actor", &actor.user_id)?;
+            storable("actor", actor.username.as_deref().unwrap_or_default())?;
+            Ok(actor)
+        }
+        Some(_) => Err(Error::Forbidden("only the service role may set actor".into())),
+        None => Ok(Actor { user_id: who.user_id.clone(), username: who.username.clone() }),
     }
 }
 

@@ -10,7 +10,7 @@ use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{AppendRequest, Store};
+use super::{AppendRequest, Appended, Store};
 use crate::error::{Error, Result};
 use crate::event::Event;
 
@@ -131,7 +131,7 @@ fn split_large(batch: Vec<Job>) -> (Vec<Job>, Vec<Job>) {
 async fn commit(store: &Store, batch: Vec<Job>) {
     let (requests, senders): (Vec<_>, Vec<_>) = batch.into_iter().map(|j| (j.request, j.done)).unzip();
     let started = Instant::now();
-    let outcomes =
+    let outcomes: Vec<Result<Appended>> =
         match store.append_batch(&requests).await {
             Ok(outcomes) => outcomes,
             // The shared transaction failed as a whole (a deadlock, a lost
@@ -154,11 +154,12 @@ async fn commit(store: &Store, batch: Vec<Job>) {
     metrics::histogram!("eventfeed_commit_seconds").record(started.elapsed().as_secs_f64());
     metrics::histogram!("eventfeed_commit_batch_size").record(requests.len() as f64);
     for (outcome, done) in outcomes.into_iter().zip(senders) {
-        if let Ok(events) = &outcome {
-            metrics::counter!("eventfeed_appended_events_total").increment(events.len() as u64);
+        if let Ok(appended) = &outcome {
+            metrics::counter!("eventfeed_appended_events_total").increment(appended.stored() as u64);
+            metrics::counter!("eventfeed_idempotent_retries_total").increment(appended.retries as u64);
         }
         // The requester may have gone away; its events are stored all the same.
-        let _ = done.send(outcome);
+        let _ = done.send(outcome.map(|appended| appended.events));
     }
 }
 

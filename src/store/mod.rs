@@ -52,6 +52,22 @@ pub struct AppendRequest {
     pub events: Vec<NewEvent>,
 }
 
+/// What one append request got: its events, as stored, of which `retries`
+/// were idempotent retries answered with an event stored before (by an
+/// earlier request, or earlier in this one).
+#[derive(Debug, Clone, Default)]
+pub struct Appended {
+    pub events: Vec<Event>,
+    pub retries: usize,
+}
+
+impl Appended {
+    /// The events this request stored anew.
+    pub fn stored(&self) -> usize {
+        self.events.len() - self.retries
+    }
+}
+
 /// One page of a cursor read.
 #[derive(Debug, Clone, Default)]
 pub struct Page {
@@ -167,7 +183,7 @@ macro_rules! dispatch {
 impl Store {
     /// Appends the requests in one transaction; each request keeps its own outcome.
     /// The outer error means the transaction as a whole failed.
-    pub async fn append_batch(&self, batch: &[AppendRequest]) -> Result<Vec<Result<Vec<Event>>>> {
+    pub async fn append_batch(&self, batch: &[AppendRequest]) -> Result<Vec<Result<Appended>>> {
         self.bounded(APPEND, async { dispatch!(self, s => s.append_batch(batch).await) }).await
     }
 

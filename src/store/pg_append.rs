@@ -11,10 +11,10 @@ use super::PgStore;
 use crate::cursor::Cursor;
 use crate::error::{Error, Result};
 use crate::event::{Actor, Event};
-use crate::store::{AppendRequest, NewEvent};
+use crate::store::{AppendRequest, Appended, NewEvent};
 
 impl PgStore {
-    pub async fn append_batch(&self, batch: &[AppendRequest]) -> Result<Vec<Result<Vec<Event>>>> {
+    pub async fn append_batch(&self, batch: &[AppendRequest]) -> Result<Vec<Result<Appended>>> {
         let mut outcomes = self.append_once(batch).await?;
         // A concurrent append of the same id raced this batch: run that request
         // again on its own, now that the other transaction has finished.
@@ -31,7 +31,7 @@ impl PgStore {
     }
 
     /// One transaction; `None` marks a request to retry alone.
-    async fn append_once(&self, batch: &[AppendRequest]) -> Result<Vec<Option<Result<Vec<Event>>>>> {
+    async fn append_once(&self, batch: &[AppendRequest]) -> Result<Vec<Option<Result<Appended>>>> {
         let events: Vec<(usize, &NewEvent)> =
             batch.iter().enumerate().flat_map(|(i, r)| r.events.iter().map(move |e| (i, e))).collect();
         // One statement is its own transaction: no BEGIN and COMMIT round trips.
@@ -61,8 +61,8 @@ fn batch_query<'q>(batch: &'q [AppendRequest], events: &[(usize, &'q NewEvent)])
 
 /// Each request's outcome from `append_batch`'s rows: its stored events, or
 /// its error; `None` for a request to run again on its own.
-fn outcomes(batch: &[AppendRequest], rows: &[PgRow]) -> Result<Vec<Option<Result<Vec<Event>>>>> {
-    let mut outcomes: Vec<Option<Result<Vec<Event>>>> = batch.iter().map(|_| Some(Ok(Vec::new()))).collect();
+fn outcomes(batch: &[AppendRequest], rows: &[PgRow]) -> Result<Vec<Option<Result<Appended>>>> {
+    let mut outcomes: Vec<Option<Result<Appended>>> = batch.iter().map(|_| Some(Ok(Appended::default()))).collect();
     for row in rows {
         let request: i32 = row.try_get("request")?;
         let (slot, sent) = outcomes
@@ -72,10 +72,11 @@ fn outcomes(batch: &[AppendRequest], rows: &[PgRow]) -> Result<Vec<Option<Result
         let code: Option<String> = row.try_get("code")?;
         *slot = match (code.as_deref(), slot.take()) {
             (None, Some(Ok(mut stored))) => {
-                let new = sent.events.get(stored.len()).ok_or_else(|| {
+                let new = sent.events.get(stored.events.len()).ok_or_else(|| {
                     Error::internal(anyhow::anyhow!("append_batch stored more events for request {request}"))
                 })?;
-                stored.push(stored_event(row, &sent.tenant_id, new)?);
+                stored.events.push(stored_event(row, &sent.tenant_id, new)?);
+                stored.retries += usize::from(row.try_get::<bool, _>("retried")?);
                 Some(Ok(stored))
             }
             (Some("conflict"), _) => {

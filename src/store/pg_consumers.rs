@@ -1,15 +1,47 @@
-//! The tenant's stored consumers and how far behind each is, on PostgreSQL.
+//! Consumer cursors on PostgreSQL: saved and loaded per user, and the
+//! tenant's stored consumers with how far behind each is.
 
 use std::sync::LazyLock;
 
 use sqlx::Row;
 
+use super::read::cursor_from_row;
 use super::{HORIZON, PgStore};
 use crate::cursor::Cursor;
 use crate::error::Result;
-use crate::store::{BEHIND_CAP, ConsumerLag};
+use crate::store::{BEHIND_CAP, ConsumerKey, ConsumerLag};
 
 impl PgStore {
+    pub async fn save_cursor(&self, key: ConsumerKey<'_>, cursor: Cursor) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO eventfeed.consumers (tenant_id, user_id, consumer, tx_id, position) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (tenant_id, user_id, consumer) \
+             DO UPDATE SET tx_id = $4, position = $5, updated_at = now()",
+        )
+        .bind(key.tenant_id)
+        .bind(key.user_id)
+        .bind(key.consumer)
+        .bind(cursor.tx_id)
+        .bind(cursor.position)
+        .execute(&self.main())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn load_cursor(&self, key: ConsumerKey<'_>) -> Result<Option<Cursor>> {
+        let row = sqlx::query(
+            "SELECT tx_id, position FROM eventfeed.consumers \
+             WHERE tenant_id = $1 AND user_id = $2 AND consumer = $3",
+        )
+        .bind(key.tenant_id)
+        .bind(key.user_id)
+        .bind(key.consumer)
+        .fetch_optional(&self.main())
+        .await?;
+        row.as_ref().map(cursor_from_row).transpose()
+    }
+
     pub async fn consumers(&self, tenant_id: &str) -> Result<Vec<ConsumerLag>> {
         // Counts only what a reader could be sent (below the horizon), and at
         // most the cap plus one per consumer, in the tenant's cursor index.
@@ -28,7 +60,7 @@ impl PgStore {
                 Ok(ConsumerLag {
                     consumer: r.try_get("consumer")?,
                     user_id: r.try_get("user_id")?,
-                    cursor: Cursor::new(r.try_get("tx_id")?, r.try_get("position")?),
+                    cursor: cursor_from_row(r)?,
                     updated_at: r.try_get("updated_at")?,
                     behind: r.try_get("behind")?,
                 })

@@ -3,54 +3,40 @@
 //! Reads only see rows below the snapshot horizon (`tx_id` lower than every
 //! transaction still open), so a reader never passes an event that commits
 //! later (DESIGN.md point 2).
+//!
+//! This file connects (running the migrations and installing the SQL API),
+//! holds the pools and retention's prune, and opens the doorbell; reads are
+//! in `pg_read.rs`, appends in `pg_append.rs`, consumer cursors in
+//! `pg_consumers.rs`.
 
 use std::str::FromStr;
 use std::sync::{Arc, LazyLock};
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
-use serde_json::Value;
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgRow};
-use sqlx::types::Json;
-use sqlx::{PgPool, Row};
-use uuid::Uuid;
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 
 #[path = "pg_append.rs"]
 mod append;
 #[path = "pg_consumers.rs"]
 mod consumers;
+#[path = "pg_read.rs"]
+mod read;
 
+pub use read::READ_FEED;
+
+use super::Doorbell;
 use super::pools::{self, PoolSet, Pools};
-use super::{AuditQuery, ConsumerKey, Doorbell, FeedQuery, Page};
-use crate::cursor::Cursor;
 use crate::error::Result;
-use crate::event::{Actor, Audience, Event};
 
 /// The notification channel rung by the events trigger.
 pub const CHANNEL: &str = "eventfeed";
 /// Names the LISTEN connection in pg_stat_activity.
 pub const LISTENER_APP_NAME: &str = "eventfeed-listener";
 
-const COLUMNS: &str = "position, tx_id, id, tenant_id, stream, version, type, data, \
-                       actor_id, actor_name, audience, metadata, created_at";
 /// Every transaction below this id has finished.
 const HORIZON: &str = "(SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint)";
-const TYPE_MATCH: &str = "(cardinality($E::text[]) + cardinality($P::text[]) = 0 \
-     OR type = ANY($E::text[]) \
-     OR EXISTS (SELECT 1 FROM unnest($P::text[]) p WHERE starts_with(type, p)))";
-
-/// The feed's cursor read (`read_feed`): a tenant's events visible to a
-/// user after `($2, $3)` up to `($4, $5)`, below the horizon, of the types
-/// `$7`/`$8`, at most `$9` rows. Public so the benchmark explains this very query.
-pub static READ_FEED: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "SELECT {COLUMNS} FROM eventfeed.events \
-         WHERE tenant_id = $1 AND (tx_id, position) > ($2, $3) AND (tx_id, position) <= ($4, $5) \
-           AND tx_id < {HORIZON} AND (audience IS NULL OR $6 = ANY(audience)) AND {types} \
-         ORDER BY tx_id, position LIMIT $9",
-        types = type_match(7, 8)
-    )
-});
 
 #[derive(Clone)]
 pub struct PgStore {
@@ -111,156 +97,6 @@ impl PgStore {
         (*self.options).clone().application_name("eventfeed-adapter")
     }
 
-    pub async fn read_feed(&self, q: &FeedQuery<'_>) -> Result<Page> {
-        let until = q.until.unwrap_or(Cursor::new(i64::MAX, i64::MAX));
-        let rows = sqlx::query(READ_FEED.as_str())
-            .bind(q.tenant_id)
-            .bind(q.after.tx_id)
-            .bind(q.after.position)
-            .bind(until.tx_id)
-            .bind(until.position)
-            .bind(q.user_id)
-            .bind(q.types.exact())
-            .bind(q.types.prefixes())
-            .bind(q.limit + 1)
-            .fetch_all(&self.reads())
-            .await?;
-        Page::from_rows(&rows, q.limit, event_from_row)
-    }
-
-    pub async fn read_all(&self, after: Cursor, limit: i64) -> Result<Vec<Event>> {
-        static SQL: LazyLock<String> = LazyLock::new(|| {
-            format!(
-                "SELECT {COLUMNS} FROM eventfeed.events \
-                 WHERE (tx_id, position) > ($1, $2) AND tx_id < {HORIZON} \
-                 ORDER BY tx_id, position LIMIT $3"
-            )
-        });
-        let rows = sqlx::query(SQL.as_str())
-            .bind(after.tx_id)
-            .bind(after.position)
-            .bind(limit)
-            .fetch_all(&self.reads())
-            .await?;
-        rows.iter().map(event_from_row).collect()
-    }
-
-    pub async fn read_stream(
-        &self,
-        tenant_id: &str,
-        user_id: &str,
-        stream: &str,
-        from_version: i64,
-        limit: i64,
-    ) -> Result<Page> {
-        static SQL: LazyLock<String> = LazyLock::new(|| {
-            format!(
-                "SELECT {COLUMNS} FROM eventfeed.events \
-                 WHERE tenant_id = $1 AND stream = $2 AND version >= $3 \
-                   AND (audience IS NULL OR $4 = ANY(audience)) \
-                 ORDER BY version LIMIT $5"
-            )
-        });
-        let rows = sqlx::query(SQL.as_str())
-            .bind(tenant_id)
-            .bind(stream)
-            .bind(from_version)
-            .bind(user_id)
-            .bind(limit + 1)
-            .fetch_all(&self.main())
-            .await?;
-        Page::from_rows(&rows, limit, event_from_row)
-    }
-
-    pub async fn audit(&self, tenant_id: &str, q: &AuditQuery) -> Result<Page> {
-        static SQL: LazyLock<String> = LazyLock::new(|| {
-            format!(
-                "SELECT {COLUMNS} FROM eventfeed.events \
-                 WHERE tenant_id = $1 AND (tx_id, position) > ($2, $3) AND tx_id < {HORIZON} \
-                   AND {types} \
-                   AND ($6::text IS NULL OR stream = $6) \
-                   AND ($7::text IS NULL OR actor_id = $7) \
-                   AND ($8::timestamptz IS NULL OR created_at >= $8) \
-                   AND ($9::timestamptz IS NULL OR created_at < $9) \
-                 ORDER BY tx_id, position LIMIT $10",
-                types = type_match(4, 5)
-            )
-        });
-        let rows = sqlx::query(SQL.as_str())
-            .bind(tenant_id)
-            .bind(q.after.tx_id)
-            .bind(q.after.position)
-            .bind(q.types.exact())
-            .bind(q.types.prefixes())
-            .bind(&q.stream)
-            .bind(&q.actor)
-            .bind(q.from)
-            .bind(q.to)
-            .bind(q.limit + 1)
-            .fetch_all(&self.reads())
-            .await?;
-        Page::from_rows(&rows, q.limit, event_from_row)
-    }
-
-    pub async fn save_cursor(&self, key: ConsumerKey<'_>, cursor: Cursor) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO eventfeed.consumers (tenant_id, user_id, consumer, tx_id, position) \
-             VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (tenant_id, user_id, consumer) \
-             DO UPDATE SET tx_id = $4, position = $5, updated_at = now()",
-        )
-        .bind(key.tenant_id)
-        .bind(key.user_id)
-        .bind(key.consumer)
-        .bind(cursor.tx_id)
-        .bind(cursor.position)
-        .execute(&self.main())
-        .await?;
-        Ok(())
-    }
-
-    pub async fn load_cursor(&self, key: ConsumerKey<'_>) -> Result<Option<Cursor>> {
-        let row = sqlx::query(
-            "SELECT tx_id, position FROM eventfeed.consumers \
-             WHERE tenant_id = $1 AND user_id = $2 AND consumer = $3",
-        )
-        .bind(key.tenant_id)
-        .bind(key.user_id)
-        .bind(key.consumer)
-        .fetch_optional(&self.main())
-        .await?;
-        Ok(row.map(|r| Cursor::new(r.get("tx_id"), r.get("position"))))
-    }
-
-    pub async fn head(&self) -> Result<Cursor> {
-        static SQL: LazyLock<String> = LazyLock::new(|| {
-            format!(
-                "SELECT tx_id, position FROM eventfeed.events WHERE tx_id < {HORIZON} \
-                 ORDER BY tx_id DESC, position DESC LIMIT 1"
-            )
-        });
-        match sqlx::query(SQL.as_str()).fetch_optional(&self.main()).await? {
-            Some(r) => Ok(Cursor::new(r.get("tx_id"), r.get("position"))),
-            None => Ok(self.retention_floor().await?.unwrap_or(Cursor::ZERO)),
-        }
-    }
-
-    pub async fn tenant_head(&self, tenant_id: &str) -> Result<Option<Cursor>> {
-        static SQL: LazyLock<String> = LazyLock::new(|| {
-            format!(
-                "SELECT tx_id, position FROM eventfeed.events WHERE tenant_id = $1 AND tx_id < {HORIZON} \
-                 ORDER BY tx_id DESC, position DESC LIMIT 1"
-            )
-        });
-        let row = sqlx::query(SQL.as_str()).bind(tenant_id).fetch_optional(&self.reads()).await?;
-        row.map(|r| Ok(Cursor::new(r.try_get("tx_id")?, r.try_get("position")?))).transpose()
-    }
-
-    pub async fn retention_floor(&self) -> Result<Option<Cursor>> {
-        let row = sqlx::query("SELECT tx_id, position FROM eventfeed.retention").fetch_optional(&self.main()).await?;
-        Ok(row.map(|r| Cursor::new(r.get("tx_id"), r.get("position"))))
-    }
-
     pub async fn prune(&self, before: DateTime<Utc>) -> Result<u64> {
         // Deletes a prefix of the cursor order (below the horizon), so the
         // floor is one cursor and every reader behind it is told to reset.
@@ -284,18 +120,6 @@ impl PgStore {
         Ok(deleted as u64)
     }
 
-    pub async fn oldest_held_back(&self) -> Result<Option<DateTime<Utc>>> {
-        // In index order with LIMIT 1: the horizon is unknown to the planner,
-        // and a count over `tx_id >= horizon` was planned as a table scan.
-        static SQL: LazyLock<String> = LazyLock::new(|| {
-            format!(
-                "SELECT created_at FROM eventfeed.events WHERE tx_id >= {HORIZON} \
-                 ORDER BY tx_id, position LIMIT 1"
-            )
-        });
-        Ok(sqlx::query_scalar(SQL.as_str()).fetch_optional(&self.main()).await?)
-    }
-
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.main()).await?;
         Ok(())
@@ -317,27 +141,4 @@ impl PgStore {
     pub async fn close(&self) {
         self.pools.close().await;
     }
-}
-
-/// The type filter's SQL, with its two array parameters at `$e` and `$p`.
-fn type_match(e: usize, p: usize) -> String {
-    TYPE_MATCH.replace("$E", &format!("${e}")).replace("$P", &format!("${p}"))
-}
-
-fn event_from_row(row: &PgRow) -> Result<Event> {
-    let actor_id: Option<String> = row.try_get("actor_id")?;
-    let audience: Option<Vec<String>> = row.try_get("audience")?;
-    Ok(Event {
-        id: row.try_get::<Uuid, _>("id")?,
-        cursor: Cursor::new(row.try_get("tx_id")?, row.try_get("position")?),
-        tenant_id: row.try_get("tenant_id")?,
-        stream: row.try_get("stream")?,
-        version: row.try_get("version")?,
-        event_type: row.try_get("type")?,
-        data: row.try_get::<Json<Value>, _>("data")?.0,
-        actor: actor_id.map(|user_id| Actor { user_id, username: row.get("actor_name") }),
-        audience: audience.map(|users| Audience { users }),
-        metadata: row.try_get::<Option<Json<Value>>, _>("metadata")?.map(|j| j.0),
-        timestamp: row.try_get("created_at")?,
-    })
 }

@@ -7,45 +7,35 @@
 //! (nothing is ever held back). Timestamps are integer unix milliseconds, UTC, taken
 //! inside the write transaction; `data`, `metadata` and `audience` are JSON text.
 //! The live feed's doorbell is an in-process signal rung after each commit.
+//!
+//! This file opens the store (and its process lock) and holds retention's
+//! prune and the doorbell; reads are in `sqlite_read.rs`, appends in
+//! `sqlite_append.rs`, consumer cursors in `sqlite_consumers.rs`.
 
-use std::cmp::Ordering;
 use std::path::Path;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
-use serde_json::Value;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
-use sqlx::types::Json;
-use sqlx::types::uuid::fmt::Hyphenated;
-use sqlx::{Row, SqlitePool};
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use tokio::sync::watch;
 
 #[path = "sqlite_append.rs"]
 mod append;
 #[path = "sqlite_consumers.rs"]
 mod consumers;
+#[path = "sqlite_read.rs"]
+mod read;
 
-use super::{AuditQuery, ConsumerKey, Doorbell, FeedQuery, Page};
-use crate::cursor::Cursor;
-use crate::error::{Error, Result};
-use crate::event::{Actor, Audience, Event};
+use super::Doorbell;
+use crate::error::Result;
 
 /// The one transaction id of every event: one writer, so position alone orders.
 const TX_ID: i64 = 1;
 /// Most events deleted by one `prune` call.
 const PRUNE_BATCH: i64 = 10_000;
-
-const COLUMNS: &str = "position, tx_id, id, tenant_id, stream, version, type, data, \
-                       actor_id, actor_name, audience, metadata, created_at";
-/// The reader `?U` may see the event: no audience, or listed in it exactly.
-const VISIBLE: &str = "(audience IS NULL \
-     OR EXISTS (SELECT 1 FROM json_each(events.audience) u WHERE u.value = ?U))";
-/// The type filter: JSON arrays of exact types at `?E` and prefixes at `?P`.
-const TYPE_MATCH: &str = "(json_array_length(?E) + json_array_length(?P) = 0 \
-     OR type IN (SELECT value FROM json_each(?E)) \
-     OR EXISTS (SELECT 1 FROM json_each(?P) p WHERE substr(events.type, 1, length(p.value)) = p.value))";
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -81,158 +71,6 @@ impl SqliteStore {
         Ok(SqliteStore { pool, bell: Arc::new(bell), lock: Arc::new(std::sync::Mutex::new(Some(lock))) })
     }
 
-    pub async fn read_feed(&self, q: &FeedQuery<'_>) -> Result<Page> {
-        static SQL: LazyLock<String> = LazyLock::new(|| {
-            format!(
-                "SELECT {COLUMNS} FROM events \
-                 WHERE tenant_id = ?1 AND position > ?2 AND position <= ?3 AND {visible} AND {types} \
-                 ORDER BY position LIMIT ?7",
-                visible = VISIBLE.replace("?U", "?4"),
-                types = type_match(5, 6),
-            )
-        });
-        let limit = q.limit.max(0);
-        let rows = sqlx::query(SQL.as_str())
-            .bind(q.tenant_id)
-            .bind(after_position(q.after))
-            .bind(q.until.map_or(i64::MAX, until_position))
-            .bind(q.user_id)
-            .bind(Json(q.types.exact()))
-            .bind(Json(q.types.prefixes()))
-            .bind(limit.saturating_add(1))
-            .fetch_all(&self.pool)
-            .await?;
-        Page::from_rows(&rows, limit, event_from_row)
-    }
-
-    pub async fn read_all(&self, after: Cursor, limit: i64) -> Result<Vec<Event>> {
-        static SQL: LazyLock<String> =
-            LazyLock::new(|| format!("SELECT {COLUMNS} FROM events WHERE position > ?1 ORDER BY position LIMIT ?2"));
-        let rows =
-            sqlx::query(SQL.as_str()).bind(after_position(after)).bind(limit.max(0)).fetch_all(&self.pool).await?;
-        rows.iter().map(event_from_row).collect()
-    }
-
-    pub async fn read_stream(
-        &self,
-        tenant_id: &str,
-        user_id: &str,
-        stream: &str,
-        from_version: i64,
-        limit: i64,
-    ) -> Result<Page> {
-        static SQL: LazyLock<String> = LazyLock::new(|| {
-            format!(
-                "SELECT {COLUMNS} FROM events \
-                 WHERE tenant_id = ?1 AND stream = ?2 AND version >= ?3 AND {visible} \
-                 ORDER BY version LIMIT ?5",
-                visible = VISIBLE.replace("?U", "?4"),
-            )
-        });
-        let limit = limit.max(0);
-        let rows = sqlx::query(SQL.as_str())
-            .bind(tenant_id)
-            .bind(stream)
-            .bind(from_version)
-            .bind(user_id)
-            .bind(limit.saturating_add(1))
-            .fetch_all(&self.pool)
-            .await?;
-        Page::from_rows(&rows, limit, event_from_row)
-    }
-
-    pub async fn audit(&self, tenant_id: &str, q: &AuditQuery) -> Result<Page> {
-        // The optional filters are `?n IS NULL OR …`, which no index serves; a
-        // given stream or actor is also stated plainly, so its index drives the scan.
-        static FILTERS: LazyLock<String> = LazyLock::new(|| {
-            format!(
-                "tenant_id = ?1 AND position > ?2 AND {types} \
-                 AND (?5 IS NULL OR stream = ?5) AND (?6 IS NULL OR actor_id = ?6) \
-                 AND (?7 IS NULL OR created_at >= ?7) AND (?8 IS NULL OR created_at < ?8) \
-                 ORDER BY position LIMIT ?9",
-                types = type_match(3, 4),
-            )
-        });
-        static BY_TENANT: LazyLock<String> =
-            LazyLock::new(|| format!("SELECT {COLUMNS} FROM events WHERE {}", FILTERS.as_str()));
-        static BY_STREAM: LazyLock<String> =
-            LazyLock::new(|| format!("SELECT {COLUMNS} FROM events WHERE stream = ?5 AND {}", FILTERS.as_str()));
-        static BY_ACTOR: LazyLock<String> =
-            LazyLock::new(|| format!("SELECT {COLUMNS} FROM events WHERE actor_id = ?6 AND {}", FILTERS.as_str()));
-        let sql = match (&q.stream, &q.actor) {
-            (Some(_), _) => &BY_STREAM,
-            (None, Some(_)) => &BY_ACTOR,
-            (None, None) => &BY_TENANT,
-        };
-        let limit = q.limit.max(0);
-        let rows = sqlx::query(sql.as_str())
-            .bind(tenant_id)
-            .bind(after_position(q.after))
-            .bind(Json(q.types.exact()))
-            .bind(Json(q.types.prefixes()))
-            .bind(&q.stream)
-            .bind(&q.actor)
-            .bind(q.from.map(|t| t.timestamp_millis()))
-            .bind(q.to.map(|t| t.timestamp_millis()))
-            .bind(limit.saturating_add(1))
-            .fetch_all(&self.pool)
-            .await?;
-        Page::from_rows(&rows, limit, event_from_row)
-    }
-
-    pub async fn save_cursor(&self, key: ConsumerKey<'_>, cursor: Cursor) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO consumers (tenant_id, user_id, consumer, tx_id, position, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-             ON CONFLICT (tenant_id, user_id, consumer) DO UPDATE SET \
-             tx_id = excluded.tx_id, position = excluded.position, updated_at = excluded.updated_at",
-        )
-        .bind(key.tenant_id)
-        .bind(key.user_id)
-        .bind(key.consumer)
-        .bind(cursor.tx_id)
-        .bind(cursor.position)
-        .bind(Utc::now().timestamp_millis())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    pub async fn load_cursor(&self, key: ConsumerKey<'_>) -> Result<Option<Cursor>> {
-        let row = sqlx::query(
-            "SELECT tx_id, position FROM consumers WHERE tenant_id = ?1 AND user_id = ?2 AND consumer = ?3",
-        )
-        .bind(key.tenant_id)
-        .bind(key.user_id)
-        .bind(key.consumer)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| cursor_from_row(&r)).transpose()
-    }
-
-    /// The newest event's cursor, or the retention floor when retention has
-    /// deleted every event (so a reset hands out a cursor that is not expired).
-    pub async fn head(&self) -> Result<Cursor> {
-        let row = sqlx::query("SELECT tx_id, position FROM events ORDER BY position DESC LIMIT 1")
-            .fetch_optional(&self.pool)
-            .await?;
-        let newest = row.map(|r| cursor_from_row(&r)).transpose()?.unwrap_or(Cursor::ZERO);
-        Ok(newest.max(self.retention_floor().await?.unwrap_or(Cursor::ZERO)))
-    }
-
-    pub async fn tenant_head(&self, tenant_id: &str) -> Result<Option<Cursor>> {
-        let row = sqlx::query("SELECT tx_id, position FROM events WHERE tenant_id = ?1 ORDER BY position DESC LIMIT 1")
-            .bind(tenant_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| cursor_from_row(&r)).transpose()
-    }
-
-    pub async fn retention_floor(&self) -> Result<Option<Cursor>> {
-        let row = sqlx::query("SELECT tx_id, position FROM retention").fetch_optional(&self.pool).await?;
-        row.map(|r| cursor_from_row(&r)).transpose()
-    }
-
     /// Deletes a prefix of the cursor order, so the floor is one cursor and
     /// every reader behind it is told to reset.
     pub async fn prune(&self, before: DateTime<Utc>) -> Result<u64> {
@@ -258,12 +96,6 @@ impl SqliteStore {
         .await?;
         tx.commit().await?;
         Ok(deleted)
-    }
-
-    /// Always 0: a committed event is readable at once.
-    /// One writer: every committed event is readable at once.
-    pub async fn oldest_held_back(&self) -> Result<Option<DateTime<Utc>>> {
-        Ok(None)
     }
 
     pub async fn ping(&self) -> Result<()> {
@@ -312,57 +144,6 @@ pub fn lock_path(path: &Path) -> std::path::PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(".lock");
     name.into()
-}
-
-/// The position after which a read starts. A cursor of another transaction
-/// id (from no SQLite store) still compares as a cursor: below 1 is before
-/// every event, above 1 after every event.
-fn after_position(after: Cursor) -> i64 {
-    match after.tx_id.cmp(&TX_ID) {
-        Ordering::Less => 0,
-        Ordering::Equal => after.position,
-        Ordering::Greater => i64::MAX,
-    }
-}
-
-/// The last position a read bounded by `until` may return.
-fn until_position(until: Cursor) -> i64 {
-    match until.tx_id.cmp(&TX_ID) {
-        Ordering::Less => 0,
-        Ordering::Equal => until.position,
-        Ordering::Greater => i64::MAX,
-    }
-}
-
-/// The type filter's SQL, with its two JSON array parameters at `?e` and `?p`.
-fn type_match(e: usize, p: usize) -> String {
-    TYPE_MATCH.replace("?E", &format!("?{e}")).replace("?P", &format!("?{p}"))
-}
-
-fn cursor_from_row(row: &SqliteRow) -> Result<Cursor> {
-    Ok(Cursor::new(row.try_get("tx_id")?, row.try_get("position")?))
-}
-
-fn event_from_row(row: &SqliteRow) -> Result<Event> {
-    let actor_id: Option<String> = row.try_get("actor_id")?;
-    let actor_name: Option<String> = row.try_get("actor_name")?;
-    let audience: Option<Json<Vec<String>>> = row.try_get("audience")?;
-    let millis: i64 = row.try_get("created_at")?;
-    let timestamp = DateTime::from_timestamp_millis(millis)
-        .ok_or_else(|| Error::internal(anyhow::anyhow!("created_at {millis} is out of range")))?;
-    Ok(Event {
-        id: row.try_get::<Hyphenated, _>("id")?.into_uuid(),
-        cursor: cursor_from_row(row)?,
-        tenant_id: row.try_get("tenant_id")?,
-        stream: row.try_get("stream")?,
-        version: row.try_get("version")?,
-        event_type: row.try_get("type")?,
-        data: row.try_get::<Json<Value>, _>("data")?.0,
-        actor: actor_id.map(|user_id| Actor { user_id, username: actor_name }),
-        audience: audience.map(|users| Audience { users: users.0 }),
-        metadata: row.try_get::<Option<Json<Value>>, _>("metadata")?.map(|j| j.0),
-        timestamp,
-    })
 }
 
 #[cfg(test)]

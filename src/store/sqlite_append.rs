@@ -11,15 +11,16 @@ use sqlx::sqlite::SqliteConnection;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use super::{COLUMNS, SqliteStore, event_from_row};
+use super::SqliteStore;
+use super::read::{COLUMNS, event_from_row};
 use crate::error::{Error, Result};
 use crate::event::Event;
-use crate::store::{AppendRequest, NewEvent};
+use crate::store::{AppendRequest, Appended, NewEvent};
 
 impl SqliteStore {
     /// One write transaction; each request in a savepoint of its own, so a
     /// refused request leaves the others in place.
-    pub async fn append_batch(&self, batch: &[AppendRequest]) -> Result<Vec<Result<Vec<Event>>>> {
+    pub async fn append_batch(&self, batch: &[AppendRequest]) -> Result<Vec<Result<Appended>>> {
         // IMMEDIATE takes the write lock now, so the reads inside see the latest
         // versions and the commit cannot fail on a lock upgrade.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
@@ -48,16 +49,26 @@ impl SqliteStore {
 }
 
 /// One request, all or nothing: the caller rolls its savepoint back on error.
-async fn append_request(conn: &mut SqliteConnection, request: &AppendRequest) -> Result<Vec<Event>> {
-    let mut events = Vec::with_capacity(request.events.len());
+/// Each event is a retry of a stored one or stored anew: the semantics of
+/// `eventfeed.insert_event` (sql/api.sql).
+async fn append_request(conn: &mut SqliteConnection, request: &AppendRequest) -> Result<Appended> {
+    let mut appended = Appended { events: Vec::with_capacity(request.events.len()), retries: 0 };
     for new in &request.events {
-        events.push(append_one(conn, &request.tenant_id, new).await?);
+        let event = match retried(conn, &request.tenant_id, new).await? {
+            Some(stored) => {
+                appended.retries += 1;
+                stored
+            }
+            None => insert(conn, &request.tenant_id, new).await?,
+        };
+        appended.events.push(event);
     }
-    Ok(events)
+    Ok(appended)
 }
 
-/// The semantics of `eventfeed.insert_event` (sql/api.sql).
-async fn append_one(conn: &mut SqliteConnection, tenant_id: &str, new: &NewEvent) -> Result<Event> {
+/// Stores an event whose id (if it has one) is new: the next version of its
+/// stream, unless that is not the one it expects.
+async fn insert(conn: &mut SqliteConnection, tenant_id: &str, new: &NewEvent) -> Result<Event> {
     static INSERT: LazyLock<String> = LazyLock::new(|| {
         format!(
             "INSERT INTO events (id, tenant_id, stream, version, type, data, actor_id, actor_name, \
@@ -65,9 +76,6 @@ async fn append_one(conn: &mut SqliteConnection, tenant_id: &str, new: &NewEvent
              RETURNING {COLUMNS}"
         )
     });
-    if let Some(stored) = retried(conn, tenant_id, new).await? {
-        return Ok(stored);
-    }
     let stream = new.stream.as_str();
     let version: i64 = sqlx::query_scalar(
         "INSERT INTO streams (tenant_id, stream, version) VALUES (?1, ?2, 1) \

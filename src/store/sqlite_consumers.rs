@@ -1,13 +1,46 @@
-//! The tenant's stored consumers and how far behind each is, in the embedded store.
+//! Consumer cursors in the embedded store: saved and loaded per user, and
+//! the tenant's stored consumers with how far behind each is.
 
-use chrono::DateTime;
+use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::{SqliteStore, after_position, cursor_from_row};
+use super::SqliteStore;
+use super::read::{after_position, cursor_from_row};
+use crate::cursor::Cursor;
 use crate::error::{Error, Result};
-use crate::store::{BEHIND_CAP, ConsumerLag};
+use crate::store::{BEHIND_CAP, ConsumerKey, ConsumerLag};
 
 impl SqliteStore {
+    pub async fn save_cursor(&self, key: ConsumerKey<'_>, cursor: Cursor) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO consumers (tenant_id, user_id, consumer, tx_id, position, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+             ON CONFLICT (tenant_id, user_id, consumer) DO UPDATE SET \
+             tx_id = excluded.tx_id, position = excluded.position, updated_at = excluded.updated_at",
+        )
+        .bind(key.tenant_id)
+        .bind(key.user_id)
+        .bind(key.consumer)
+        .bind(cursor.tx_id)
+        .bind(cursor.position)
+        .bind(Utc::now().timestamp_millis())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn load_cursor(&self, key: ConsumerKey<'_>) -> Result<Option<Cursor>> {
+        let row = sqlx::query(
+            "SELECT tx_id, position FROM consumers WHERE tenant_id = ?1 AND user_id = ?2 AND consumer = ?3",
+        )
+        .bind(key.tenant_id)
+        .bind(key.user_id)
+        .bind(key.consumer)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| cursor_from_row(&r)).transpose()
+    }
+
     pub async fn consumers(&self, tenant_id: &str) -> Result<Vec<ConsumerLag>> {
         // One read transaction: every count sees the same events.
         let mut tx = self.pool.begin().await?;

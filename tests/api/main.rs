@@ -12,6 +12,7 @@ mod compose;
 mod console_api;
 mod feed;
 mod fuzz;
+mod metrics;
 mod openapi;
 mod ordering;
 mod outbox;
