@@ -5,17 +5,8 @@ use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::{TestServer, token};
+use common::{TestServer, sql, token};
 use uuid::Uuid;
-
-/// Appends one event with the SQL function inside `tx`.
-async fn append_in(tx: &mut sqlx::PgConnection, id: Uuid) {
-    sqlx::query("SELECT * FROM eventfeed.append_event(tenant_id => 'acme', stream => 'inv-1', type => 'invoice:paid', data => '{}'::jsonb, id => $1)")
-        .bind(id)
-        .fetch_one(tx)
-        .await
-        .expect("append_event");
-}
 
 /// `eventfeed_doorbell_rings_total` from the server's `/metrics`.
 async fn doorbell_rings(s: &TestServer) -> u64 {
@@ -34,7 +25,7 @@ async fn the_sql_function_is_an_outbox() {
 
     let rolled_back = Uuid::new_v4();
     let mut tx = pool.begin().await.unwrap();
-    append_in(&mut tx, rolled_back).await;
+    sql::append_in(&mut tx, rolled_back, "inv-1", "invoice:paid").await;
     tx.rollback().await.unwrap();
 
     // A long-poller waits; the committed append must ring the doorbell
@@ -47,7 +38,7 @@ async fn the_sql_function_is_an_outbox() {
     tokio::time::sleep(Duration::from_millis(300)).await; // let the poller park first
     let committed = Uuid::new_v4();
     let mut tx = pool.begin().await.unwrap();
-    append_in(&mut tx, committed).await;
+    sql::append_in(&mut tx, committed, "inv-1", "invoice:paid").await;
     tx.commit().await.unwrap();
     let page = waiter.await.unwrap();
     assert_eq!(common::ids(page["events"].as_array().unwrap()), [committed.to_string()]);

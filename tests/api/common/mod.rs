@@ -11,6 +11,8 @@ use serde_json::{Value, json};
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 use tokio::sync::oneshot;
 
+pub mod sql;
+
 pub const SECRET: &str = "test-secret-with-enough-length";
 pub const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
@@ -106,8 +108,15 @@ impl TestServer {
     }
 
     pub async fn sqlite() -> TestServer {
+        TestServer::sqlite_with(&[]).await
+    }
+
+    /// A server on a fresh embedded file, deleted at `stop`; `args` are more CLI flags.
+    pub async fn sqlite_with(args: &[&str]) -> TestServer {
         let file = std::env::temp_dir().join(format!("ef_test_{}.db", uuid::Uuid::new_v4().simple()));
-        let mut server = TestServer::start(&["--data-file", file.to_str().expect("utf-8 temp path")]).await;
+        let mut argv = vec!["--data-file", file.to_str().expect("utf-8 temp path")];
+        argv.extend_from_slice(args);
+        let mut server = TestServer::start(&argv).await;
         server.file = Some(file);
         server
     }
