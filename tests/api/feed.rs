@@ -9,6 +9,15 @@ use futures::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+/// Appends `a:b` events with data `{ i }` for each `i` to stream `s`, and
+/// waits until they are readable.
+async fn append_numbered(s: &common::TestServer, t: &str, numbers: std::ops::Range<i64>) {
+    for i in numbers {
+        s.append(t, event("s", "a:b", json!({ "i": i }))).await;
+    }
+    s.settle().await;
+}
+
 both_stores!(current_thread, long_poll_returns_when_an_event_arrives, |s: common::TestServer| async move {
     let metrics = common::OwnMetrics::install();
     let t = token("acme", "u1", &["publisher"]);
@@ -45,10 +54,7 @@ both_stores!(a_consumer_resumes_from_its_acknowledged_cursor, |s: common::TestSe
     // First use registers the consumer at the head: its queue starts now.
     let (_, first) = s.get(&t, "/api/events?consumer=laptop").await;
     assert_eq!(first["events"], json!([]));
-    for i in 0..4 {
-        s.append(&t, event("s", "a:b", json!({ "i": i }))).await;
-    }
-    s.settle().await;
+    append_numbered(&s, &t, 0..4).await;
     let (_, page) = s.get(&t, "/api/events?consumer=laptop&limit=2").await;
     assert_eq!(page["events"].as_array().unwrap().len(), 2);
     let ack = json!({ "consumer": "laptop", "cursor": page["cursor"] });
@@ -64,10 +70,7 @@ both_stores!(a_consumer_resumes_from_its_acknowledged_cursor, |s: common::TestSe
 
 both_stores!(sse_streams_and_resumes_from_last_event_id, |s: common::TestServer| async move {
     let t = token("acme", "u1", &["publisher"]);
-    for i in 0..3 {
-        s.append(&t, event("s", "a:b", json!({ "i": i }))).await;
-    }
-    s.settle().await;
+    append_numbered(&s, &t, 0..3).await;
     let all = s.read_all(&t, "0", 10).await;
     let first = all[0]["cursor"].as_str().unwrap();
     let url = format!("{}/api/events/stream?access_token={t}", s.base);
@@ -104,10 +107,7 @@ both_stores!(sse_streams_and_resumes_from_last_event_id, |s: common::TestServer|
 
 both_stores!(a_cursor_behind_retention_is_reset_not_skipped, |s: common::TestServer| async move {
     let t = token("acme", "u1", &["publisher"]);
-    for i in 0..3 {
-        s.append(&t, event("s", "a:b", json!({ "i": i }))).await;
-    }
-    s.settle().await;
+    append_numbered(&s, &t, 0..3).await;
     let pruned = s.store.prune(chrono::Utc::now() + chrono::Duration::seconds(5)).await.unwrap();
     assert_eq!(pruned, 3);
     let (status, page) = s.get(&t, "/api/events?after=0").await;
