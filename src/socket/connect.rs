@@ -5,15 +5,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::Query;
-use serde_json::{Value, json};
+use serde_json::json;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{SocketRef, State, TryData};
 
+use super::handshake::Handshake;
 use super::session::Session;
 use super::{delivery, handlers, presence};
 use crate::cursor::Cursor;
 use crate::error::Error;
-use crate::feed::consumer_name;
 use crate::state::AppState;
 
 /// The handshake's `after`. With it, or with a consumer (kept in the
@@ -25,34 +25,24 @@ pub(super) struct Resume(pub Option<Cursor>);
 /// Connect middleware: refuses with `authentication failed: …` or `invalid cursor`.
 pub async fn authenticate<A: Adapter>(
     s: SocketRef<A>,
-    TryData(auth): TryData<Value>,
+    TryData(auth): TryData<Handshake>,
     State(state): State<AppState>,
 ) -> Result<(), String> {
-    admit(&s, auth.unwrap_or(Value::Null), &state).await.map_err(|e| e.body().message)
+    admit(&s, auth.unwrap_or_default(), &state).await.map_err(|e| e.body().message)
 }
 
-async fn admit<A: Adapter>(s: &SocketRef<A>, auth: Value, state: &AppState) -> Result<(), Error> {
+async fn admit<A: Adapter>(s: &SocketRef<A>, auth: Handshake, state: &AppState) -> Result<(), Error> {
     let parts = s.req_parts();
     let query_token =
         || Query::<HashMap<String, String>>::try_from_uri(&parts.uri).ok().and_then(|Query(mut q)| q.remove("token"));
-    let token = match auth.get("token") {
-        Some(Value::String(t)) => Some(t.clone()),
-        _ => query_token().or_else(|| crate::auth::bearer(&parts.headers).map(str::to_owned)),
-    }
-    .ok_or_else(|| Error::Unauthorized("missing token".into()))?;
+    let token = auth
+        .token
+        .or_else(|| query_token().or_else(|| crate::auth::bearer(&parts.headers).map(str::to_owned)))
+        .ok_or_else(|| Error::Unauthorized("missing token".into()))?;
     let who = state.verifier.verify(&token)?;
 
-    let after = match auth.get("after") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(c)) => Some(c.parse::<Cursor>()?),
-        Some(Value::Number(n)) if n.as_u64() == Some(0) => Some(Cursor::ZERO),
-        Some(_) => return Err(Error::InvalidCursor),
-    };
-    let consumer = match auth.get("consumer") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(c)) => Some(consumer_name(c)?.to_owned()),
-        Some(_) => return Err(Error::Invalid("consumer must be a string".into())),
-    };
+    let after = auth.after.transpose()?;
+    let consumer = auth.consumer.transpose()?;
     let filter = state.namespace_filter(s.ns());
     s.extensions.insert(Arc::new(Session::new(who, consumer, filter)));
     s.extensions.insert(Resume(after));

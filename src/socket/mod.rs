@@ -8,6 +8,7 @@ pub mod adapter;
 mod connect;
 mod delivery;
 mod handlers;
+mod handshake;
 pub mod presence;
 mod roster;
 mod session;

@@ -104,11 +104,15 @@ impl Session {
 mod tests {
     use super::*;
 
-    #[test]
-    fn floods_are_refused_then_cut() {
+    fn session() -> Session {
         let p =
             Principal { tenant_id: "t".into(), user_id: "u".into(), username: None, roles: Default::default(), exp: 0 };
-        let s = Session::new(p, None, TypeFilter::all());
+        Session::new(p, None, TypeFilter::all())
+    }
+
+    #[test]
+    fn floods_are_refused_then_cut() {
+        let s = session();
         let verdicts: Vec<Rate> = (0..(BURST as usize + FLOOD_LIMIT as usize + 5)).map(|_| s.rate()).collect();
         assert!(verdicts[..BURST as usize].iter().all(|r| *r == Rate::Allow));
         assert_eq!(verdicts[BURST as usize + 1], Rate::Refuse);
@@ -117,9 +121,7 @@ mod tests {
 
     #[test]
     fn a_flood_is_cut_even_when_some_events_get_through() {
-        let p =
-            Principal { tenant_id: "t".into(), user_id: "u".into(), username: None, roles: Default::default(), exp: 0 };
-        let s = Session::new(p, None, TypeFilter::all());
+        let s = session();
         let mut cut = false;
         for i in 0..(BURST as usize + FLOOD_LIMIT as usize + 100) {
             if i % 50 == 0 {

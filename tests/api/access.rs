@@ -239,14 +239,7 @@ both_stores!(protocol_errors_have_the_error_body_and_add_no_metric_series, |s: c
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cors_names_its_headers_and_socket_handshakes_check_the_origin() {
-    let file = std::env::temp_dir().join(format!("ef_test_{}.db", uuid::Uuid::new_v4().simple()));
-    let s = common::TestServer::start(&[
-        "--data-file",
-        file.to_str().unwrap(),
-        "--cors-origins",
-        "https://app.example.com",
-    ])
-    .await;
+    let s = common::TestServer::sqlite_with(&["--cors-origins", "https://app.example.com"]).await;
     let preflight = s
         .http
         .request(Method::OPTIONS, format!("{}/api/events", s.base))
@@ -287,5 +280,4 @@ async fn cors_names_its_headers_and_socket_handshakes_check_the_origin() {
         .unwrap();
     assert_eq!(upgrade.status(), StatusCode::FORBIDDEN);
     s.stop().await;
-    let _ = std::fs::remove_file(&file);
 }

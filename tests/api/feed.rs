@@ -9,13 +9,24 @@ use futures::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-both_stores!(long_poll_returns_when_an_event_arrives, |s: common::TestServer| async move {
+/// Appends `a:b` events with data `{ i }` for each `i` to stream `s`, and
+/// waits until they are readable.
+async fn append_numbered(s: &common::TestServer, t: &str, numbers: std::ops::Range<i64>) {
+    for i in numbers {
+        s.append(t, event("s", "a:b", json!({ "i": i }))).await;
+    }
+    s.settle().await;
+}
+
+both_stores!(current_thread, long_poll_returns_when_an_event_arrives, |s: common::TestServer| async move {
+    let metrics = common::OwnMetrics::install();
     let t = token("acme", "u1", &["publisher"]);
     let waiter = {
         let (s, t) = (s.clone(), t.clone());
         tokio::spawn(async move { s.get(&t, "/api/events?after=0&wait=20").await })
     };
-    tokio::time::sleep(Duration::from_millis(200)).await; // let the poller park first
+    // The event must arrive while the poller waits, not before its first read.
+    common::wait_until("the long-poll waits", async || metrics.value(LONG_POLLS_WAITING) == 1.0).await;
     s.append(&t, event("inv-1", "invoice:paid", json!({}))).await;
     let (status, page) =
         tokio::time::timeout(Duration::from_secs(5), waiter).await.expect("woken, not timed out").unwrap();
@@ -43,10 +54,7 @@ both_stores!(a_consumer_resumes_from_its_acknowledged_cursor, |s: common::TestSe
     // First use registers the consumer at the head: its queue starts now.
     let (_, first) = s.get(&t, "/api/events?consumer=laptop").await;
     assert_eq!(first["events"], json!([]));
-    for i in 0..4 {
-        s.append(&t, event("s", "a:b", json!({ "i": i }))).await;
-    }
-    s.settle().await;
+    append_numbered(&s, &t, 0..4).await;
     let (_, page) = s.get(&t, "/api/events?consumer=laptop&limit=2").await;
     assert_eq!(page["events"].as_array().unwrap().len(), 2);
     let ack = json!({ "consumer": "laptop", "cursor": page["cursor"] });
@@ -62,10 +70,7 @@ both_stores!(a_consumer_resumes_from_its_acknowledged_cursor, |s: common::TestSe
 
 both_stores!(sse_streams_and_resumes_from_last_event_id, |s: common::TestServer| async move {
     let t = token("acme", "u1", &["publisher"]);
-    for i in 0..3 {
-        s.append(&t, event("s", "a:b", json!({ "i": i }))).await;
-    }
-    s.settle().await;
+    append_numbered(&s, &t, 0..3).await;
     let all = s.read_all(&t, "0", 10).await;
     let first = all[0]["cursor"].as_str().unwrap();
     let url = format!("{}/api/events/stream?access_token={t}", s.base);
@@ -102,10 +107,7 @@ both_stores!(sse_streams_and_resumes_from_last_event_id, |s: common::TestServer|
 
 both_stores!(a_cursor_behind_retention_is_reset_not_skipped, |s: common::TestServer| async move {
     let t = token("acme", "u1", &["publisher"]);
-    for i in 0..3 {
-        s.append(&t, event("s", "a:b", json!({ "i": i }))).await;
-    }
-    s.settle().await;
+    append_numbered(&s, &t, 0..3).await;
     let pruned = s.store.prune(chrono::Utc::now() + chrono::Duration::seconds(5)).await.unwrap();
     assert_eq!(pruned, 3);
     let (status, page) = s.get(&t, "/api/events?after=0").await;
@@ -156,14 +158,11 @@ async fn accepted_connections_have_tcp_nodelay() {
     s.stop().await;
 }
 
-/// The value of a metric without labels in the `/metrics` text.
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
-        .map_or(0.0, |v| v.trim().parse().unwrap())
-}
+const LONG_POLLS_WAITING: &str = "eventfeed_long_polls_waiting";
+const LONG_POLL_WAKEUPS: &str = "eventfeed_long_poll_wakeups_total";
 
-both_stores!(long_polls_wake_only_for_their_own_tenant, |s: common::TestServer| async move {
+both_stores!(current_thread, long_polls_wake_only_for_their_own_tenant, |s: common::TestServer| async move {
+    let metrics = common::OwnMetrics::install();
     let quiet = token("quiet", "u1", &["publisher"]);
     let busy = token("busy", "u1", &["publisher"]);
     let waiters: Vec<_> = (0..10)
@@ -172,26 +171,20 @@ both_stores!(long_polls_wake_only_for_their_own_tenant, |s: common::TestServer| 
             tokio::spawn(async move { s.get(&t, "/api/events?after=0&wait=30").await })
         })
         .collect();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while metric(&s.metrics().await, "eventfeed_long_polls_waiting") < 10.0 {
-        assert!(std::time::Instant::now() < deadline, "the long-polls did not park");
-        tokio::time::sleep(Duration::from_millis(20)).await; // poll the gauge
-    }
-    let woken = metric(&s.metrics().await, "eventfeed_long_poll_wakeups_total");
+    common::wait_until("the 10 long-polls wait", async || metrics.value(LONG_POLLS_WAITING) == 10.0).await;
+    let woken = metrics.value(LONG_POLL_WAKEUPS);
     for i in 0..20 {
         s.append(&busy, event("s", "doc:edited", json!({ "i": i }))).await;
     }
-    s.append(&busy, event("s", "doc:edited", json!({}))).await;
+    let (_, last) = s.append(&busy, event("s", "doc:edited", json!({}))).await;
+    let last = common::cursor(&last["events"][0]);
     s.settle().await;
-    // Let the tailer deliver the busy tenant's events; a waiter woken by them would read again.
-    let until = std::time::Instant::now() + Duration::from_secs(1);
-    while std::time::Instant::now() < until {
-        tokio::time::sleep(Duration::from_millis(50)).await; // a quiet second, to see no wake-up
-    }
-    let extra = metric(&s.metrics().await, "eventfeed_long_poll_wakeups_total") - woken;
-    // Other tests in this process share the metrics and long-poll too (this
-    // test's other store wakes its 10): allow theirs. Woken by every event,
-    // the 10 waiters here would add about 10 per append, some 200.
+    // Delivered, the busy tenant's events have rung their bells: a waiter
+    // woken by every event has been counted (but maybe for the last page).
+    common::wait_until("the tailer delivered the busy tenant's events", async || s.feed.head() >= last).await;
+    let extra = metrics.value(LONG_POLL_WAKEUPS) - woken;
+    // The metrics are this test's alone. Woken by every event, the 10
+    // waiters here would add about 10 per append, some 200.
     assert!(extra < 40.0, "{extra} wake-ups of the quiet tenant's long-polls by another tenant's events");
     s.append(&quiet, event("s", "doc:edited", json!({}))).await;
     for w in waiters {

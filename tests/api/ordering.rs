@@ -8,21 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{TestServer, cursor, token};
+use common::{TestServer, cursor, sql, token};
 use rand::Rng;
 use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
-
-/// Appends one event with the SQL function inside `tx`.
-async fn append_in(tx: &mut sqlx::PgConnection, id: Uuid, stream: &str) {
-    sqlx::query("SELECT * FROM eventfeed.append_event(tenant_id => 'acme', stream => $1, type => 'order:placed', data => '{}'::jsonb, id => $2)")
-        .bind(stream)
-        .bind(id)
-        .fetch_one(tx)
-        .await
-        .expect("append_event");
-}
 
 /// One appender: transactions of 1–3 events, random pauses before commit, and
 /// some rollbacks. Returns the ids it committed.
@@ -36,7 +26,7 @@ async fn appender(pool: PgPool, n: usize, worker: usize) -> Vec<Uuid> {
         let mut tx = pool.begin().await.unwrap();
         let ids: Vec<Uuid> = (0..count).map(|_| Uuid::new_v4()).collect();
         for id in &ids {
-            append_in(&mut tx, *id, &format!("w{worker}-{}", i % 3)).await;
+            sql::append_in(&mut tx, *id, &format!("w{worker}-{}", i % 3), "order:placed").await;
         }
         tokio::time::sleep(Duration::from_millis(pause)).await; // the out-of-order commit under test
         if rollback {
@@ -102,10 +92,10 @@ async fn an_open_transaction_holds_back_later_events_without_a_skip() {
 
     let mut slow = pool.begin().await.unwrap();
     let slow_id = Uuid::new_v4();
-    append_in(&mut slow, slow_id, "slow").await;
+    sql::append_in(&mut slow, slow_id, "slow", "order:placed").await;
     let fast_id = Uuid::new_v4();
     let mut fast = pool.begin().await.unwrap();
-    append_in(&mut fast, fast_id, "fast").await;
+    sql::append_in(&mut fast, fast_id, "fast", "order:placed").await;
     fast.commit().await.unwrap();
 
     let (_, page) = s.get(&t, "/api/events?after=0").await;

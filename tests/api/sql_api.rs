@@ -5,32 +5,11 @@
 use crate::common;
 
 use clap::Parser as _;
-use common::{TestDb, TestServer, token};
+use common::{TestDb, TestServer, sql, token};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::PgPool;
 use uuid::Uuid;
-
-/// `eventfeed.append_event` with the arguments the tests vary.
-async fn append_event(
-    conn: &mut PgConnection,
-    id: Option<Uuid>,
-    event_type: &str,
-    data: Value,
-    expected: Option<i64>,
-) -> Result<(String, i64), sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT cursor, version FROM eventfeed.append_event(tenant_id => 'acme', stream => 'inv-3', \
-         type => $1, data => $2, id => $3, expected_version => $4)",
-    )
-    .bind(event_type)
-    .bind(data)
-    .bind(id)
-    .bind(expected)
-    .fetch_one(conn)
-    .await?;
-    Ok((row.try_get("cursor")?, row.try_get("version")?))
-}
 
 fn db_error(e: sqlx::Error) -> (Option<String>, String) {
     let db = e.as_database_error().expect("a database error");
@@ -41,14 +20,16 @@ fn db_error(e: sqlx::Error) -> (Option<String>, String) {
 async fn sql_function_conflicts_and_validates() {
     let s = TestServer::postgres().await;
     let mut conn = s.pool().await.acquire().await.unwrap();
-    let (_, version) = append_event(&mut conn, None, "invoice:created", json!({}), Some(0)).await.unwrap();
+    let (_, version) =
+        sql::append_event(&mut conn, "inv-3", "invoice:created", json!({}), None, Some(0)).await.unwrap();
     assert_eq!(version, 1);
-    let err = append_event(&mut conn, None, "invoice:created", json!({}), Some(0)).await.unwrap_err();
+    let err = sql::append_event(&mut conn, "inv-3", "invoice:created", json!({}), None, Some(0)).await.unwrap_err();
     assert_eq!(db_error(err).0.as_deref(), Some("EF409"));
-    let err = append_event(&mut conn, None, "not a type", json!({}), None).await.unwrap_err();
+    let err = sql::append_event(&mut conn, "inv-3", "not a type", json!({}), None, None).await.unwrap_err();
     assert_eq!(err.as_database_error().unwrap().constraint(), Some("events_type_check"));
     for reserved in ["feed:reset", "auth:expired", "user:online", "event:x"] {
-        let (code, message) = db_error(append_event(&mut conn, None, reserved, json!({}), None).await.unwrap_err());
+        let (code, message) =
+            db_error(sql::append_event(&mut conn, "inv-3", reserved, json!({}), None, None).await.unwrap_err());
         assert_eq!(code.as_deref(), Some("22023"), "{reserved}: {message}");
         assert!(message.contains("reserved"), "{message}");
     }
@@ -60,11 +41,14 @@ async fn sql_function_retries_by_content() {
     let s = TestServer::postgres().await;
     let mut conn = s.pool().await.acquire().await.unwrap();
     let id = Uuid::new_v4();
-    let stored = append_event(&mut conn, Some(id), "invoice:paid", json!({ "n": 1 }), None).await.unwrap();
-    let again = append_event(&mut conn, Some(id), "invoice:paid", json!({ "n": 1 }), Some(0)).await.unwrap();
+    let stored =
+        sql::append_event(&mut conn, "inv-3", "invoice:paid", json!({ "n": 1 }), Some(id), None).await.unwrap();
+    let again =
+        sql::append_event(&mut conn, "inv-3", "invoice:paid", json!({ "n": 1 }), Some(id), Some(0)).await.unwrap();
     assert_eq!(again, stored, "the same content is an idempotent retry");
     for (event_type, data) in [("invoice:paid", json!({ "n": 2 })), ("invoice:sent", json!({ "n": 1 }))] {
-        let (code, message) = db_error(append_event(&mut conn, Some(id), event_type, data, None).await.unwrap_err());
+        let (code, message) =
+            db_error(sql::append_event(&mut conn, "inv-3", event_type, data, Some(id), None).await.unwrap_err());
         assert_eq!((code.as_deref(), message.as_str()), (Some("EF409"), "id already used"));
     }
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM eventfeed.events").fetch_one(&mut *conn).await.unwrap();

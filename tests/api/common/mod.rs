@@ -6,27 +6,41 @@ use std::time::Duration;
 
 use clap::Parser;
 use eventfeed::cli::Cli;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 use reqwest::{Client, Method, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 use tokio::sync::oneshot;
 
+pub mod sql;
+
+/// How long a test waits for a condition before it fails.
+pub const WAIT_LIMIT: Duration = Duration::from_secs(10);
+
 pub const SECRET: &str = "test-secret-with-enough-length";
 pub const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 /// Runs a test body once per store: `both_stores!(name, |server| async move { … })`.
+/// `both_stores!(current_thread, name, …)` runs it on a current-thread
+/// runtime, as a test of its own metrics (`OwnMetrics`) must.
 #[macro_export]
 macro_rules! both_stores {
+    (current_thread, $name:ident, $body:expr) => {
+        both_stores!(@on (flavor = "current_thread") $name, $body);
+    };
     ($name:ident, $body:expr) => {
+        both_stores!(@on (flavor = "multi_thread", worker_threads = 2) $name, $body);
+    };
+    (@on ($($runtime:tt)*) $name:ident, $body:expr) => {
         mod $name {
             use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[tokio::test($($runtime)*)]
             async fn postgres() {
                 let server = common::TestServer::postgres().await;
                 ($body)(server.clone()).await;
                 server.stop().await;
             }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[tokio::test($($runtime)*)]
             async fn sqlite() {
                 let server = common::TestServer::sqlite().await;
                 ($body)(server.clone()).await;
@@ -91,6 +105,8 @@ pub struct TestServer {
     pub db_url: Option<String>,
     /// The server's store, for what no API does (retention pruning).
     pub store: eventfeed::store::Store,
+    /// The server's live feed: `head()` is how far the tailer has delivered.
+    pub feed: eventfeed::feed::Feed,
     db_name: Option<String>,
     file: Option<PathBuf>,
     stop: std::sync::Arc<std::sync::Mutex<Option<Running>>>,
@@ -106,8 +122,15 @@ impl TestServer {
     }
 
     pub async fn sqlite() -> TestServer {
+        TestServer::sqlite_with(&[]).await
+    }
+
+    /// A server on a fresh embedded file, deleted at `stop`; `args` are more CLI flags.
+    pub async fn sqlite_with(args: &[&str]) -> TestServer {
         let file = std::env::temp_dir().join(format!("ef_test_{}.db", uuid::Uuid::new_v4().simple()));
-        let mut server = TestServer::start(&["--data-file", file.to_str().expect("utf-8 temp path")]).await;
+        let mut argv = vec!["--data-file", file.to_str().expect("utf-8 temp path")];
+        argv.extend_from_slice(args);
+        let mut server = TestServer::start(&argv).await;
         server.file = Some(file);
         server
     }
@@ -121,7 +144,7 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind(cli.config.addr).await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("local addr"));
         let server = eventfeed::build(cli.config).await.expect("server builds");
-        let store = server.state.store.clone();
+        let (store, feed) = (server.state.store.clone(), server.state.feed.clone());
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let shutdown = async {
@@ -134,6 +157,7 @@ impl TestServer {
             http: Client::new(),
             db_url: None,
             store,
+            feed,
             db_name: None,
             file: None,
             stop: std::sync::Arc::new(std::sync::Mutex::new(Some((stop_tx, task)))),
@@ -189,20 +213,15 @@ impl TestServer {
     pub async fn settle(&self) {
         let Some(url) = &self.db_url else { return };
         let pool = PgPool::connect(url).await.expect("connect");
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let passed: bool = sqlx::query_scalar(
+        wait_until("the horizon passed the committed events", async || {
+            sqlx::query_scalar(
                 "SELECT coalesce(max(tx_id), 0) < pg_snapshot_xmin(pg_current_snapshot())::text::bigint FROM eventfeed.events",
             )
             .fetch_one(&pool)
             .await
-            .expect("horizon query");
-            if passed {
-                break;
-            }
-            assert!(std::time::Instant::now() < deadline, "the horizon did not pass the committed events");
-            tokio::time::sleep(Duration::from_millis(5)).await; // retry: poll the horizon
-        }
+            .expect("horizon query")
+        })
+        .await;
         pool.close().await;
     }
 
@@ -258,4 +277,48 @@ pub fn cursor(e: &Value) -> eventfeed::cursor::Cursor {
 
 pub fn ids(events: &[Value]) -> Vec<String> {
     events.iter().map(|e| e["id"].as_str().unwrap().to_owned()).collect()
+}
+
+/// Polls `ready` every few milliseconds until it holds; fails, naming `what`,
+/// after `WAIT_LIMIT`.
+pub async fn wait_until(what: &str, mut ready: impl AsyncFnMut() -> bool) {
+    let deadline = std::time::Instant::now() + WAIT_LIMIT;
+    while !ready().await {
+        assert!(std::time::Instant::now() < deadline, "waited {WAIT_LIMIT:?} in vain until {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await; // poll again
+    }
+}
+
+/// The value of a metric without labels in Prometheus text; 0 when absent.
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .map_or(0.0, |v| v.trim().parse().expect("a metric value"))
+}
+
+/// The metrics of this test's own server. `/metrics` shows the process's
+/// recorder, which every test in this binary shares while they run
+/// concurrently. On a current-thread runtime the server's tasks run on the
+/// test's thread, where this recorder takes the place of the process's.
+pub struct OwnMetrics {
+    handle: PrometheusHandle,
+    _on_this_thread: metrics::LocalRecorderGuard<'static>,
+}
+
+impl OwnMetrics {
+    /// Records this thread's metrics from now on, until dropped.
+    pub fn install() -> OwnMetrics {
+        assert_eq!(
+            tokio::runtime::Handle::current().runtime_flavor(),
+            tokio::runtime::RuntimeFlavor::CurrentThread,
+            "a test of its own metrics runs its server on its own thread: flavor = \"current_thread\""
+        );
+        let recorder: &'static PrometheusRecorder = Box::leak(Box::new(PrometheusBuilder::new().build_recorder()));
+        OwnMetrics { handle: recorder.handle(), _on_this_thread: metrics::set_default_local_recorder(recorder) }
+    }
+
+    /// A metric without labels; 0 before it is first recorded.
+    pub fn value(&self, name: &str) -> f64 {
+        metric(&self.handle.render(), name)
+    }
 }
