@@ -8,8 +8,8 @@
 #   ```js walkthrough file=NAME     saved as NAME in that shell's directory
 #   ```text walkthrough expect      lines the output must show, in this order
 # Only three substitutions are made, so that the walkthrough can run beside
-# anything else: `cargo run --release [-q --]` becomes the debug binary
-# (target/debug/eventfeed, or `cargo run` when it is not built), the server
+# anything else: `cargo run [-q --]` becomes the debug binary it builds
+# (target/debug/eventfeed), the server
 # listens on a free port instead of 3000 (`127.0.0.1:3000` becomes that port),
 # and it runs in a fresh temporary directory (so a fresh eventfeed.db), where
 # `mktemp -d` also makes its directories.
@@ -70,13 +70,10 @@ while IFS= read -r name; do unset "$name"; done < <(compgen -e | grep '^EVENTFEE
 export TMPDIR="$WORK/tmp"
 mkdir -p "$TMPDIR" "$WORK/blocks"
 
-if [ -x "$ROOT/target/debug/eventfeed" ]; then
-    EVENTFEED_CMD="\"$ROOT/target/debug/eventfeed\""
-    SERVER_START_TIMEOUT=60
-else
-    EVENTFEED_CMD="cargo run --quiet --manifest-path \"$ROOT/Cargo.toml\" --bin eventfeed --"
-    SERVER_START_TIMEOUT=900
-fi
+# `cargo run` builds the debug binary first; so does this, once, for every command.
+cargo build --quiet --manifest-path "$ROOT/Cargo.toml" --bin eventfeed
+EVENTFEED_CMD="\"$ROOT/target/debug/eventfeed\""
+SERVER_START_TIMEOUT=60
 
 # --- Extract the blocks: blocks/NN holds the text, blocks/NN.meta the info string.
 awk -v dir="$WORK/blocks" '
@@ -93,8 +90,8 @@ metas=("$WORK"/blocks/*.meta)
 [ "${#metas[@]}" -gt 0 ] || fail "README.md has no walkthrough blocks"
 
 substitute() { # the three substitutions; PORT must be known
-    sed -e "s|cargo run --release -q --|$EVENTFEED_CMD|g" \
-        -e "s|cargo run --release|$EVENTFEED_CMD|g" \
+    sed -e "s|cargo run -q --|$EVENTFEED_CMD|g" \
+        -e "s|cargo run\\b|$EVENTFEED_CMD|g" \
         -e "s|127\\.0\\.0\\.1:3000|127.0.0.1:$PORT|g"
 }
 
@@ -114,7 +111,7 @@ done
 say "starting: $server_block"
 PORT=0
 # `VAR=value exec binary`: the server replaces the shell, so it gets the signals.
-server_cmd="$(printf '%s\n' "$server_block" | sed "s|cargo run --release|exec $EVENTFEED_CMD|")"
+server_cmd="$(printf '%s\n' "$server_block" | sed "s|cargo run\\b|exec $EVENTFEED_CMD|")"
 (
     cd "$WORK"
     export EVENTFEED_ADDR=127.0.0.1:0
@@ -165,7 +162,7 @@ for meta in "${metas[@]}"; do
         *) fail "unknown walkthrough block: \`\`\`$info" ;;
     esac
 done
-if grep -nE 'cargo run --release|(127\.0\.0\.1|localhost):3000' "$RUNNER"; then
+if grep -nE 'cargo run|(127\.0\.0\.1|localhost):3000' "$RUNNER"; then
     fail "a walkthrough command escaped the substitutions (above)"
 fi
 [ -s "$EXPECT" ] || fail "README.md has no 'text walkthrough expect' block"
