@@ -11,6 +11,7 @@ use super::{AuthUser, Params, doc, limit};
 use crate::error::{Error, Result};
 use crate::event::{Event, StreamName};
 use crate::state::AppState;
+use crate::store;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(read))
@@ -54,6 +55,13 @@ async fn read(
         return Err(Error::Invalid("fromVersion must be 1 or more".into()));
     }
     let limit = limit(Some(q.limit.unwrap_or(1000)))?;
-    let page = state.store.read_stream(&who.tenant_id, &who.user_id, stream.as_str(), from, limit).await?;
+    let query = store::StreamQuery {
+        tenant_id: &who.tenant_id,
+        user_id: &who.user_id,
+        stream: stream.as_str(),
+        from_version: from,
+        limit,
+    };
+    let page = state.store.read_stream(&query).await?;
     Ok(Json(StreamPage { events: page.events, has_more: page.has_more }))
 }

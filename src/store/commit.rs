@@ -79,17 +79,8 @@ async fn dispatch(
     let large_slots = if concurrency > 1 { Arc::new(Semaphore::new(concurrency / 2)) } else { slots.clone() };
     let finished = Arc::new(Notify::new());
     loop {
-        let mut batch = Vec::with_capacity(MAX_BATCH);
-        let received = tokio::select! {
-            biased;
-            n = rx.recv_many(&mut batch, MAX_BATCH) => n,
-            // Refuse new requests; the queued ones still commit, then it ends.
-            _ = shutdown.cancelled() => {
-                rx.close();
-                rx.recv_many(&mut batch, MAX_BATCH).await
-            }
-        };
-        if received == 0 {
+        let mut batch = receive(&mut rx, &shutdown).await;
+        if batch.is_empty() {
             return;
         }
         let deadline = Instant::now() + LINGER;
@@ -121,6 +112,21 @@ async fn dispatch(
             finished.notify_one();
         });
     }
+}
+
+/// The queued requests, waiting for one. Once shutdown has begun it takes
+/// no new requests: it returns the queued ones, then none.
+async fn receive(rx: &mut mpsc::Receiver<Job>, shutdown: &CancellationToken) -> Vec<Job> {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    tokio::select! {
+        biased;
+        _ = rx.recv_many(&mut batch, MAX_BATCH) => {}
+        _ = shutdown.cancelled() => {
+            rx.close();
+            rx.recv_many(&mut batch, MAX_BATCH).await;
+        }
+    }
+    batch
 }
 
 /// The large requests of a batch, and the rest.

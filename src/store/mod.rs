@@ -97,6 +97,17 @@ pub struct FeedQuery<'a> {
     pub limit: i64,
 }
 
+/// One stream's events visible to a user, from a version on.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamQuery<'a> {
+    pub tenant_id: &'a str,
+    /// The reading user: events addressed to others are skipped.
+    pub user_id: &'a str,
+    pub stream: &'a str,
+    pub from_version: i64,
+    pub limit: i64,
+}
+
 /// An auditor's query: every event of the tenant, audience ignored.
 #[derive(Debug, Clone, Default)]
 pub struct AuditQuery {
@@ -183,43 +194,40 @@ macro_rules! dispatch {
 impl Store {
     /// Appends the requests in one transaction; each request keeps its own outcome.
     /// The outer error means the transaction as a whole failed.
+    #[tracing::instrument(level = "debug", skip_all, fields(requests = batch.len()), err(level = "debug"))]
     pub async fn append_batch(&self, batch: &[AppendRequest]) -> Result<Vec<Result<Appended>>> {
         self.bounded(APPEND, async { dispatch!(self, s => s.append_batch(batch).await) }).await
     }
 
     /// One tenant's events visible to a user, after a cursor, in cursor order.
+    #[tracing::instrument(level = "debug", skip_all, fields(tenant = %q.tenant_id, after = %q.after), err(level = "debug"))]
     pub async fn read_feed(&self, q: &FeedQuery<'_>) -> Result<Page> {
         self.bounded(READ, async { dispatch!(self, s => s.read_feed(q).await) }).await
     }
 
     /// Every tenant's events after a cursor: the tailer's read.
+    #[tracing::instrument(level = "debug", skip_all, fields(%after), err(level = "debug"))]
     pub async fn read_all(&self, after: Cursor, limit: i64) -> Result<Vec<Event>> {
         self.bounded(QUICK, async { dispatch!(self, s => s.read_all(after, limit).await) }).await
     }
 
     /// One stream's events visible to a user, in version order.
-    pub async fn read_stream(
-        &self,
-        tenant_id: &str,
-        user_id: &str,
-        stream: &str,
-        from_version: i64,
-        limit: i64,
-    ) -> Result<Page> {
-        self.bounded(READ, async {
-            dispatch!(self, s => s.read_stream(tenant_id, user_id, stream, from_version, limit).await)
-        })
-        .await
+    #[tracing::instrument(level = "debug", skip_all, fields(tenant = %q.tenant_id, stream = %q.stream), err(level = "debug"))]
+    pub async fn read_stream(&self, q: &StreamQuery<'_>) -> Result<Page> {
+        self.bounded(READ, async { dispatch!(self, s => s.read_stream(q).await) }).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(tenant = %tenant_id, after = %q.after), err(level = "debug"))]
     pub async fn audit(&self, tenant_id: &str, q: &AuditQuery) -> Result<Page> {
         self.bounded(READ, async { dispatch!(self, s => s.audit(tenant_id, q).await) }).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(tenant = %key.tenant_id, %cursor), err(level = "debug"))]
     pub async fn save_cursor(&self, key: ConsumerKey<'_>, cursor: Cursor) -> Result<()> {
         self.bounded(QUICK, async { dispatch!(self, s => s.save_cursor(key, cursor).await) }).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(tenant = %key.tenant_id), err(level = "debug"))]
     pub async fn load_cursor(&self, key: ConsumerKey<'_>) -> Result<Option<Cursor>> {
         self.bounded(QUICK, async { dispatch!(self, s => s.load_cursor(key).await) }).await
     }
@@ -236,6 +244,7 @@ impl Store {
     }
 
     /// The cursor of a tenant's newest readable event, if it has one.
+    #[tracing::instrument(level = "debug", skip_all, fields(tenant = %tenant_id), err(level = "debug"))]
     pub async fn tenant_head(&self, tenant_id: &str) -> Result<Option<Cursor>> {
         self.bounded(QUICK, async { dispatch!(self, s => s.tenant_head(tenant_id).await) }).await
     }

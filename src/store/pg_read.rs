@@ -15,7 +15,7 @@ use super::{HORIZON, PgStore};
 use crate::cursor::Cursor;
 use crate::error::Result;
 use crate::event::{Actor, Audience, Event};
-use crate::store::{AuditQuery, FeedQuery, Page};
+use crate::store::{AuditQuery, FeedQuery, Page, StreamQuery};
 
 const COLUMNS: &str = "position, tx_id, id, tenant_id, stream, version, type, data, \
                        actor_id, actor_name, audience, metadata, created_at";
@@ -71,14 +71,7 @@ impl PgStore {
         rows.iter().map(event_from_row).collect()
     }
 
-    pub async fn read_stream(
-        &self,
-        tenant_id: &str,
-        user_id: &str,
-        stream: &str,
-        from_version: i64,
-        limit: i64,
-    ) -> Result<Page> {
+    pub async fn read_stream(&self, q: &StreamQuery<'_>) -> Result<Page> {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
                 "SELECT {COLUMNS} FROM eventfeed.events \
@@ -88,14 +81,14 @@ impl PgStore {
             )
         });
         let rows = sqlx::query(SQL.as_str())
-            .bind(tenant_id)
-            .bind(stream)
-            .bind(from_version)
-            .bind(user_id)
-            .bind(limit + 1)
+            .bind(q.tenant_id)
+            .bind(q.stream)
+            .bind(q.from_version)
+            .bind(q.user_id)
+            .bind(q.limit + 1)
             .fetch_all(&self.main())
             .await?;
-        Page::from_rows(&rows, limit, event_from_row)
+        Page::from_rows(&rows, q.limit, event_from_row)
     }
 
     pub async fn audit(&self, tenant_id: &str, q: &AuditQuery) -> Result<Page> {

@@ -147,5 +147,5 @@ pub fn lock_path(path: &Path) -> std::path::PathBuf {
 }
 
 #[cfg(test)]
-#[path = "sqlite_tests.rs"]
+#[path = "sqlite_tests/mod.rs"]
 pub(crate) mod tests;

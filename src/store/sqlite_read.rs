@@ -16,7 +16,7 @@ use super::{SqliteStore, TX_ID};
 use crate::cursor::Cursor;
 use crate::error::{Error, Result};
 use crate::event::{Actor, Audience, Event};
-use crate::store::{AuditQuery, FeedQuery, Page};
+use crate::store::{AuditQuery, FeedQuery, Page, StreamQuery};
 
 pub(super) const COLUMNS: &str = "position, tx_id, id, tenant_id, stream, version, type, data, \
                        actor_id, actor_name, audience, metadata, created_at";
@@ -61,14 +61,7 @@ impl SqliteStore {
         rows.iter().map(event_from_row).collect()
     }
 
-    pub async fn read_stream(
-        &self,
-        tenant_id: &str,
-        user_id: &str,
-        stream: &str,
-        from_version: i64,
-        limit: i64,
-    ) -> Result<Page> {
+    pub async fn read_stream(&self, q: &StreamQuery<'_>) -> Result<Page> {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
                 "SELECT {COLUMNS} FROM events \
@@ -77,12 +70,12 @@ impl SqliteStore {
                 visible = VISIBLE.replace("?U", "?4"),
             )
         });
-        let limit = limit.max(0);
+        let limit = q.limit.max(0);
         let rows = sqlx::query(SQL.as_str())
-            .bind(tenant_id)
-            .bind(stream)
-            .bind(from_version)
-            .bind(user_id)
+            .bind(q.tenant_id)
+            .bind(q.stream)
+            .bind(q.from_version)
+            .bind(q.user_id)
             .bind(limit.saturating_add(1))
             .fetch_all(&self.pool)
             .await?;

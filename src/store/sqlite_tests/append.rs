@@ -91,7 +91,7 @@ async fn concurrent_appends_queue_for_the_write_lock() {
     for task in tasks {
         task.await.unwrap().unwrap();
     }
-    let stream = db.read_stream("acme", "u-1", "s", 1, 100).await.unwrap();
+    let stream = db.read_stream(&stream_query("acme", "u-1", "s", 1, 100)).await.unwrap();
     assert_eq!(versions(&stream), (1..=20).collect::<Vec<_>>(), "no holes, no duplicates");
     let feed_order: Vec<i64> = db.read_all(Cursor::ZERO, 100).await.unwrap().iter().map(|e| e.version).collect();
     assert_eq!(feed_order, versions(&stream), "commit order is cursor order");

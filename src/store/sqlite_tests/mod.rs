@@ -15,13 +15,10 @@ use super::SqliteStore;
 use crate::cursor::Cursor;
 use crate::error::{Error, Result};
 use crate::event::{Actor, Audience, Event, EventType, StreamName, TypeFilter};
-use crate::store::{AppendRequest, AuditQuery, ConsumerKey, Doorbell, FeedQuery, NewEvent, Page};
+use crate::store::{AppendRequest, AuditQuery, ConsumerKey, Doorbell, FeedQuery, NewEvent, Page, StreamQuery};
 
-#[path = "sqlite_tests_append.rs"]
 mod append;
-#[path = "sqlite_tests_read.rs"]
 mod read;
-#[path = "sqlite_tests_retention.rs"]
 mod retention;
 
 /// A store on a fresh file, deleted with its WAL files when dropped.
@@ -147,4 +144,14 @@ async fn reopening_keeps_the_events() {
     let reopened = SqliteStore::open(&db.path).await.unwrap();
     assert_eq!(reopened.read_all(Cursor::ZERO, 100).await.unwrap(), stored);
     reopened.close().await;
+}
+
+fn stream_query<'a>(
+    tenant_id: &'a str,
+    user_id: &'a str,
+    stream: &'a str,
+    from_version: i64,
+    limit: i64,
+) -> StreamQuery<'a> {
+    StreamQuery { tenant_id, user_id, stream, from_version, limit }
 }

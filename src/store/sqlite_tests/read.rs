@@ -77,7 +77,7 @@ async fn audience_limits_who_sees_an_event() {
     ] {
         let page = db.read_feed(&feed(user, Cursor::ZERO, &all)).await.unwrap();
         assert_eq!(types(&page), expected, "feed of {user}");
-        let stream = db.read_stream("acme", user, "s", 1, 100).await.unwrap();
+        let stream = db.read_stream(&stream_query("acme", user, "s", 1, 100)).await.unwrap();
         assert_eq!(types(&stream), expected, "stream read of {user}");
     }
     let audit = db.audit("acme", &AuditQuery { limit: 100, ..Default::default() }).await.unwrap();
@@ -108,13 +108,13 @@ async fn reads_a_stream_from_a_version() {
     let db = TempStore::new().await;
     append(&db, "acme", (0..5).map(|_| new_event("s", "a:b")).collect()).await.unwrap();
     append(&db, "acme", vec![new_event("t", "a:b")]).await.unwrap();
-    let page = db.read_stream("acme", "u-1", "s", 3, 2).await.unwrap();
+    let page = db.read_stream(&stream_query("acme", "u-1", "s", 3, 2)).await.unwrap();
     assert_eq!((versions(&page), page.has_more), (vec![3, 4], true));
-    let page = db.read_stream("acme", "u-1", "s", 5, 2).await.unwrap();
+    let page = db.read_stream(&stream_query("acme", "u-1", "s", 5, 2)).await.unwrap();
     assert_eq!((versions(&page), page.has_more), (vec![5], false));
-    assert_eq!(versions(&db.read_stream("acme", "u-1", "s", 0, 100).await.unwrap()), [1, 2, 3, 4, 5]);
-    assert!(db.read_stream("acme", "u-1", "nope", 1, 100).await.unwrap().events.is_empty());
-    assert!(db.read_stream("globex", "u-1", "s", 1, 100).await.unwrap().events.is_empty());
+    assert_eq!(versions(&db.read_stream(&stream_query("acme", "u-1", "s", 0, 100)).await.unwrap()), [1, 2, 3, 4, 5]);
+    assert!(db.read_stream(&stream_query("acme", "u-1", "nope", 1, 100)).await.unwrap().events.is_empty());
+    assert!(db.read_stream(&stream_query("globex", "u-1", "s", 1, 100)).await.unwrap().events.is_empty());
 }
 
 #[tokio::test]
