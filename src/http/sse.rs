@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures::Stream;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -93,44 +93,38 @@ async fn pump(state: AppState, who: Principal, types: TypeFilter, start: Start, 
     tokio::select! {
         _ = send_all(&state, &who, &types, start, &tx) => {}
         _ = tokio::time::sleep(expiry) => {
-            let _ = tx.send(Ok(SseEvent::default().event("auth:expired").data(json!({ "exp": who.exp }).to_string()))).await;
+            let _ = send(&tx, SseEvent::default().event("auth:expired"), &json!({ "exp": who.exp })).await;
         }
         _ = tx.closed() => {}
         _ = state.shutdown.cancelled() => {}
     }
 }
 
-async fn send_all(state: &AppState, who: &Principal, types: &TypeFilter, start: Start, tx: &Tx) {
+/// The client is gone, or a message could not be encoded: the stream ends.
+struct Gone;
+
+async fn send_all(state: &AppState, who: &Principal, types: &TypeFilter, start: Start, tx: &Tx) -> Result<(), Gone> {
     let after = match start {
         Start::After(cursor) => cursor,
         Start::Reset { head } => {
-            let reset = match SseEvent::default().event("feed:reset").json_data(Reset::expired(head)) {
-                Ok(reset) => reset,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot encode feed:reset for SSE");
-                    return;
-                }
-            };
-            if tx.send(Ok(reset)).await.is_err() {
-                return;
-            }
+            send(tx, SseEvent::default().event("feed:reset"), &Reset::expired(head)).await?;
             head
         }
     };
     let mut reader = Reader::follow(&state.feed, &who.tenant_id, &who.user_id, after);
     while let Ok(Some(page)) = reader.next(types).await {
         for event in page.events {
-            let sse = SseEvent::default().id(event.cursor.to_string()).event(&event.event_type);
-            let sse = match sse.json_data(&event) {
-                Ok(sse) => sse,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot encode an event for SSE");
-                    return;
-                }
-            };
-            if tx.send(Ok(sse)).await.is_err() {
-                return;
-            }
+            send(tx, SseEvent::default().id(event.cursor.to_string()).event(&event.event_type), &event).await?;
         }
     }
+    Ok(())
+}
+
+/// Sends one message with `data` as its JSON.
+async fn send(tx: &Tx, message: SseEvent, data: &impl Serialize) -> Result<(), Gone> {
+    let message = message.json_data(data).map_err(|e| {
+        tracing::error!(error = %e, "cannot encode an SSE message");
+        Gone
+    })?;
+    tx.send(Ok(message)).await.map_err(|_| Gone)
 }

@@ -12,6 +12,7 @@ use serde_json::value::RawValue;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::SocketRef;
 use socketioxide::{SendError, SocketError};
+use tokio::sync::watch;
 
 use super::connect::Resume;
 use super::session::Session;
@@ -94,26 +95,12 @@ async fn deliver<A: Adapter>(
     let mut replaying = matches!(start, Some(Start::After(_)));
     let sink: Arc<dyn Sink> = Arc::new(SocketSink { socket: socket.clone(), session: session.clone() });
     let mut head = state.feed.watch();
-    // A replay covers everything committed before the connect, even what
-    // the tailer has not delivered yet; the join below waits for it.
-    let mut target = state.feed.head();
-    if replaying {
-        match state.store.head().await {
-            Ok(stored) => target = target.max(stored),
-            Err(e) => tracing::warn!(error = %e, "cannot read the store's head; replaying to the live head"),
-        }
-    }
+    let mut target = if replaying { replay_target(&state).await } else { state.feed.head() };
     loop {
         if target < cursor {
             // This socket's cursor is ahead of our tailer (it came from
             // another node): wait for the tailer to pass it.
-            head.borrow_and_update();
-            target = state.feed.head();
-            if target < cursor {
-                head.changed().await.map_err(|_| Closed)?;
-                target = state.feed.head();
-            }
-            continue;
+            target = tailer_reaches(&mut head, cursor).await?;
         }
         let (sent, last) = catch_up(&socket, &session, &state, cursor, target).await?;
         if replaying {
@@ -135,6 +122,30 @@ async fn deliver<A: Adapter>(
             // The tailer moved on meanwhile: catch up to it.
             Err(live) => target = live,
         }
+    }
+}
+
+/// What a replay covers: everything committed before the connect, even what
+/// the tailer has not delivered yet (the join after it waits for the tailer).
+async fn replay_target(state: &AppState) -> Cursor {
+    let live = state.feed.head();
+    match state.store.head().await {
+        Ok(stored) => live.max(stored),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the store's head; replaying to the live head");
+            live
+        }
+    }
+}
+
+/// Waits until the tailer's cursor is at or past `cursor`; returns it.
+async fn tailer_reaches(head: &mut watch::Receiver<Cursor>, cursor: Cursor) -> Result<Cursor, Closed> {
+    loop {
+        let at = *head.borrow_and_update();
+        if at >= cursor {
+            return Ok(at);
+        }
+        head.changed().await.map_err(|_| Closed)?;
     }
 }
 
