@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio::sync::watch;
 
+use crate::envelope::{cursor_key, scan};
 use crate::harness::{Env, Setup};
 use crate::http::{Errors, append, one_connection};
 use crate::report::Row;
-use crate::sio::{Packet, Socket, connect_many, cursor_key, scan, until_quiet};
+use crate::sio::{Packet, Socket, connect_many, until_quiet};
 use crate::stats::{Cpu, Histogram, Usage, machine_cores, ms, now_micros, parse_timestamp};
 
 #[derive(clap::Args, Clone, Debug)]

@@ -4,6 +4,7 @@
 
 mod append;
 mod batch;
+mod envelope;
 mod fanout;
 mod harness;
 mod http;

@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use serde_json::json;
 
+use crate::envelope::{Envelope, cursor_key};
 use crate::harness::{Env, Setup};
 use crate::report::Row;
-use crate::sio::{Envelope, Socket, cursor_key};
+use crate::sio::Socket;
 use crate::stats::{Cpu, machine_cores};
 
 #[derive(clap::Args, Clone, Debug)]
