@@ -27,6 +27,15 @@ LANGUAGE sql IMMUTABLE AS $$
                  'connect', 'disconnect', 'connect_error', 'error')
 $$;
 
+-- Whether a document holds a number beyond double precision. The server reads
+-- events as JSON with double-precision numbers: it could never read such an
+-- event back, and every reader would stop behind it.
+CREATE OR REPLACE FUNCTION eventfeed.has_unreadable_number(doc jsonb) RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT jsonb_path_exists(doc,
+        'strict $.** ? (@.type() == "number" && (@ > 1.7976931348623157e308 || @ < -1.7976931348623157e308))')
+$$;
+
 -- Appends one event and returns the stored row: the per-event path, shared by
 -- append_event and by append_batch's per-request path.
 --
@@ -114,6 +123,10 @@ BEGIN
     size := octet_length(append_event.metadata::text);
     IF size > 16384 THEN
         RAISE EXCEPTION 'metadata is % bytes; the limit is 16384', size USING ERRCODE = 'EF413';
+    END IF;
+    IF eventfeed.has_unreadable_number(append_event.data) OR eventfeed.has_unreadable_number(append_event.metadata) THEN
+        RAISE EXCEPTION 'a number in data or metadata is beyond double precision (±1.7976931348623157e308)'
+            USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF append_event.audience IS NOT NULL THEN
         IF jsonb_typeof(append_event.audience -> 'users') IS DISTINCT FROM 'array' THEN

@@ -18,6 +18,21 @@ both_stores!(idempotent_retry_returns_the_stored_event, |s: common::TestServer| 
     assert_eq!(s.read_all(&t, "0", 100).await.len(), 1, "stored once");
 });
 
+both_stores!(numbers_at_the_limits_of_double_precision_read_back_as_themselves, |s: common::TestServer| async move {
+    let t = token("acme", "u1", &["publisher"]);
+    // PostgreSQL prints these with every digit; read back, each must parse to itself.
+    let data =
+        json!({ "max": f64::MAX, "min": -f64::MAX, "near": 1.7e308, "tiny": 5e-324, "small": 2.2250738585072014e-308 });
+    let (status, appended) = s.append(&t, event("n-1", "number:edge", data.clone())).await;
+    assert_eq!(status, StatusCode::CREATED, "{appended}");
+    let read = s.read_all(&t, "0", 100).await;
+    assert_eq!(read.len(), 1);
+    assert_eq!(read[0]["data"], data);
+    // The feed goes on past it.
+    s.append(&t, event("n-1", "number:next", json!({}))).await;
+    assert_eq!(s.read_all(&t, "0", 100).await.len(), 2);
+});
+
 both_stores!(idempotency_key_makes_a_retried_batch_a_no_op, |s: common::TestServer| async move {
     let t = token("acme", "u1", &["publisher"]);
     let body = json!({ "events": [event("s-1", "a:one", json!({})), event("s-2", "a:two", json!({}))] });

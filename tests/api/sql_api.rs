@@ -37,6 +37,32 @@ async fn sql_function_conflicts_and_validates() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_function_refuses_numbers_the_server_cannot_read_back() {
+    let s = TestServer::postgres().await;
+    let t = token("acme", "u1", &["reader"]);
+    let mut conn = s.pool().await.acquire().await.unwrap();
+    // PostgreSQL takes 1e400 in jsonb; the server could not read it, and
+    // every reader would stop behind it.
+    for doc in [r#"{"n": 1e400}"#, r#"{"deep": [1, {"n": -1e309}]}"#] {
+        let err = sqlx::query("SELECT * FROM eventfeed.append_event('acme', 'n-1', 'number:big', $1::jsonb)")
+            .bind(doc)
+            .execute(&mut *conn)
+            .await
+            .unwrap_err();
+        let (code, message) = db_error(err);
+        assert_eq!(code.as_deref(), Some("22023"), "{doc}: {message}");
+        assert!(message.contains("double precision"), "{message}");
+    }
+    // The largest double, written by SQL, reads back as itself; the feed goes on.
+    let (cursor, _) =
+        sql::append_event(&mut conn, "n-1", "number:max", json!({ "n": f64::MAX }), None, None).await.unwrap();
+    let events = s.read_all(&t, "0", 100).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!((events[0]["cursor"].as_str(), &events[0]["data"]), (Some(cursor.as_str()), &json!({ "n": f64::MAX })));
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sql_function_retries_by_content() {
     let s = TestServer::postgres().await;
     let mut conn = s.pool().await.acquire().await.unwrap();

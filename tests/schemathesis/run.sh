@@ -38,8 +38,12 @@ fuzz() {
     echo "== schemathesis on $name"
     start "$@"
     token="$("$bin" token --tenant acme --user fuzzer --roles publisher,auditor)"
-    (cd "$here" && PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$here" "$schemathesis" --config-file "$here/schemathesis.toml" run \
-        "http://$base/api/openapi.json" -H "Authorization: Bearer $token" --no-color)
+    if ! (cd "$here" && PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$here" "$schemathesis" --config-file "$here/schemathesis.toml" run \
+        "http://$base/api/openapi.json" -H "Authorization: Bearer $token" --no-color); then
+        echo "== the server's warnings and errors on $name:" >&2
+        grep -E "WARN|ERROR" "$work/stderr" | tail -40 >&2 || true
+        return 1
+    fi
     kill "$server"
     wait "$server" 2>/dev/null || true
     server=""
