@@ -27,13 +27,17 @@ LANGUAGE sql IMMUTABLE AS $$
                  'connect', 'disconnect', 'connect_error', 'error')
 $$;
 
--- Whether a document holds a number beyond double precision. The server reads
--- events as JSON with double-precision numbers: it could never read such an
--- event back, and every reader would stop behind it.
-CREATE OR REPLACE FUNCTION eventfeed.has_unreadable_number(doc jsonb) RETURNS boolean
+-- Why the server could not read a document back, or NULL. It reads events as
+-- JSON with double-precision numbers and at most 127 levels of nesting; an
+-- event beyond either would stop every reader behind it.
+CREATE OR REPLACE FUNCTION eventfeed.unreadable(doc jsonb) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
-    SELECT jsonb_path_exists(doc,
-        'strict $.** ? (@.type() == "number" && (@ > 1.7976931348623157e308 || @ < -1.7976931348623157e308))')
+    SELECT CASE
+        WHEN jsonb_path_exists(doc, 'strict $.**{128 to last}') THEN 'nests deeper than 127 levels'
+        WHEN jsonb_path_exists(doc,
+            'strict $.** ? (@.type() == "number" && (@ > 1.7976931348623157e308 || @ < -1.7976931348623157e308))')
+            THEN 'holds a number beyond double precision (±1.7976931348623157e308)'
+    END
 $$;
 
 -- Appends one event and returns the stored row: the per-event path, shared by
@@ -112,6 +116,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     max_data bigint := coalesce(nullif(current_setting('eventfeed.max_event_bytes', true), ''), '262144')::bigint;
     size bigint;
+    unreadable text;
     users text[];
     stored eventfeed.events;
 BEGIN
@@ -124,9 +129,10 @@ BEGIN
     IF size > 16384 THEN
         RAISE EXCEPTION 'metadata is % bytes; the limit is 16384', size USING ERRCODE = 'EF413';
     END IF;
-    IF eventfeed.has_unreadable_number(append_event.data) OR eventfeed.has_unreadable_number(append_event.metadata) THEN
-        RAISE EXCEPTION 'a number in data or metadata is beyond double precision (±1.7976931348623157e308)'
-            USING ERRCODE = 'invalid_parameter_value';
+    unreadable := coalesce('data ' || eventfeed.unreadable(append_event.data),
+                           'metadata ' || eventfeed.unreadable(append_event.metadata));
+    IF unreadable IS NOT NULL THEN
+        RAISE EXCEPTION '%: the server could not read it back', unreadable USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF append_event.audience IS NOT NULL THEN
         IF jsonb_typeof(append_event.audience -> 'users') IS DISTINCT FROM 'array' THEN

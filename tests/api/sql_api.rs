@@ -37,13 +37,15 @@ async fn sql_function_conflicts_and_validates() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sql_function_refuses_numbers_the_server_cannot_read_back() {
+async fn sql_function_refuses_what_the_server_cannot_read_back() {
     let s = TestServer::postgres().await;
     let t = token("acme", "u1", &["reader"]);
     let mut conn = s.pool().await.acquire().await.unwrap();
-    // PostgreSQL takes 1e400 in jsonb; the server could not read it, and
-    // every reader would stop behind it.
-    for doc in [r#"{"n": 1e400}"#, r#"{"deep": [1, {"n": -1e309}]}"#] {
+    // PostgreSQL takes these in jsonb; the server could not read them, and
+    // every reader would stop behind them.
+    let deep = format!("{}1{}", r#"{"a": "#.repeat(128), "}".repeat(128));
+    let docs = [(r#"{"n": 1e400}"#, "double precision"), (r#"{"deep": [1, {"n": -1e309}]}"#, "double precision")];
+    for (doc, why) in docs.into_iter().chain([(deep.as_str(), "127 levels")]) {
         let err = sqlx::query("SELECT * FROM eventfeed.append_event('acme', 'n-1', 'number:big', $1::jsonb)")
             .bind(doc)
             .execute(&mut *conn)
@@ -51,7 +53,7 @@ async fn sql_function_refuses_numbers_the_server_cannot_read_back() {
             .unwrap_err();
         let (code, message) = db_error(err);
         assert_eq!(code.as_deref(), Some("22023"), "{doc}: {message}");
-        assert!(message.contains("double precision"), "{message}");
+        assert!(message.contains(why), "{message}");
     }
     // The largest double, written by SQL, reads back as itself; the feed goes on.
     let (cursor, _) =
