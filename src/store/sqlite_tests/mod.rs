@@ -60,7 +60,7 @@ impl Drop for TempStore {
     }
 }
 
-fn new_event(stream: &str, event_type: &str) -> NewEvent {
+pub(crate) fn new_event(stream: &str, event_type: &str) -> NewEvent {
     NewEvent {
         id: None,
         stream: StreamName::parse(stream).unwrap(),
@@ -78,7 +78,7 @@ fn request(tenant_id: &str, events: Vec<NewEvent>) -> AppendRequest {
 }
 
 /// Appends one request on its own.
-async fn append(store: &SqliteStore, tenant_id: &str, events: Vec<NewEvent>) -> Result<Vec<Event>> {
+pub(crate) async fn append(store: &SqliteStore, tenant_id: &str, events: Vec<NewEvent>) -> Result<Vec<Event>> {
     let mut outcomes = store.append_batch(&[request(tenant_id, events)]).await?;
     assert_eq!(outcomes.len(), 1);
     outcomes.remove(0).map(|appended| appended.events)
