@@ -173,7 +173,7 @@ async fn start_cursors(env: &Env, args: &Args) -> anyhow::Result<Vec<String>> {
         .fetch_one(&env.pool)
         .await?;
         // The server's cursor format (src/cursor.rs): `<tx_id>-<position>`.
-        cursors.push(format!("{}-{}", row.get::<i64, _>(0), row.get::<i64, _>(1)));
+        cursors.push(format!("{}-{}", row.try_get::<i64, _>(0)?, row.try_get::<i64, _>(1)?));
     }
     Ok(cursors)
 }
