@@ -17,3 +17,4 @@ mod openapi;
 mod ordering;
 mod outbox;
 mod sql_api;
+mod sql_install;
