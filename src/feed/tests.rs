@@ -104,7 +104,12 @@ async fn a_reader_stops_at_its_end_or_follows_its_tenant_until_shutdown() {
     assert_eq!(cursors(&pages), [stored[1].cursor, stored[2].cursor]);
 
     // Following: caught up, it waits; another tenant's event does not end
-    // the wait, its own tenant's does; shutdown stops it.
+    // the wait, its own tenant's does; shutdown stops it. (Once the tailer
+    // has delivered the five: their ring would wake it, to find nothing new.)
+    let mut head = feed.watch();
+    while feed.head() < stored[4].cursor {
+        head.changed().await.unwrap();
+    }
     let mut follower = Reader::follow(&feed, "acme", "u-1", stored[4].cursor);
     assert_eq!(follower.next(&all).await.unwrap().unwrap().events.len(), 0);
     let waiting = tokio::spawn(async move {
