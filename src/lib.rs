@@ -59,13 +59,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     let feed = Feed::start(store.clone(), &shutdown, &tasks).await;
     let feed = feed.map_err(|e| anyhow::anyhow!("cannot read the store: {e}"))?;
     if let Some(keep) = config.retention {
-        let (store, shutdown) = (store.clone(), shutdown.clone());
-        tasks.spawn(async move {
-            tokio::select! {
-                _ = prune_forever(store, keep) => {}
-                _ = shutdown.cancelled() => {}
-            }
-        });
+        tasks.spawn(shutdown.clone().run_until_cancelled_owned(prune_forever(store.clone(), keep)));
     }
     let filters: HashMap<_, _> = namespaces.iter().map(|ns| (ns.path.clone(), ns.default_types.clone())).collect();
     let state = Arc::new(App {

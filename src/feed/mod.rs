@@ -121,13 +121,7 @@ impl Feed {
             last_read: Mutex::new(Instant::now()),
         };
         let feed = Feed { inner: Arc::new(inner) };
-        let (tailer, shutdown) = (tailer::run(store, feed.clone(), head_tx), shutdown.clone());
-        tasks.spawn(async move {
-            tokio::select! {
-                _ = tailer => {}
-                _ = shutdown.cancelled() => {}
-            }
-        });
+        tasks.spawn(shutdown.clone().run_until_cancelled_owned(tailer::run(store, feed.clone(), head_tx)));
         Ok(feed)
     }
 

@@ -5,7 +5,6 @@
 //! hand-over point) or on and on, waiting for its tenant's bell when it has
 //! read everything. Failed reads are retried with backoff; shutdown stops it.
 
-use std::future::Future;
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -126,7 +125,7 @@ impl Reader {
         let shutdown = self.shutdown.clone();
         let mut backoff = Backoff::default();
         loop {
-            match stop_on(&shutdown, self.read(types)).await? {
+            match shutdown.run_until_cancelled(self.read(types)).await.ok_or(Stopped)? {
                 Ok(page) => return Ok(Some(page)),
                 Err(e) => {
                     tracing::warn!(error = %e, tenant = %self.tenant_id, cursor = %self.cursor, "feed read failed; retrying")
@@ -146,7 +145,7 @@ impl Reader {
                 None => bell.changed().await.is_ok(),
             }
         };
-        stop_on(&self.shutdown, rang).await.unwrap_or(false)
+        self.shutdown.run_until_cancelled(rang).await.unwrap_or(false)
     }
 }
 
@@ -165,16 +164,8 @@ impl Default for Backoff {
 impl Backoff {
     /// Sleeps before the next attempt, unless shutdown begins first.
     pub async fn pause(&mut self, shutdown: &CancellationToken) -> Result<(), Stopped> {
-        stop_on(shutdown, tokio::time::sleep(self.next)).await?;
+        shutdown.run_until_cancelled(tokio::time::sleep(self.next)).await.ok_or(Stopped)?;
         self.next = (self.next * 2).min(RETRY_MAX);
         Ok(())
-    }
-}
-
-/// Runs `work` unless shutdown begins first.
-async fn stop_on<T>(shutdown: &CancellationToken, work: impl Future<Output = T>) -> Result<T, Stopped> {
-    tokio::select! {
-        out = work => Ok(out),
-        _ = shutdown.cancelled() => Err(Stopped),
     }
 }
