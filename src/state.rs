@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
@@ -12,8 +13,7 @@ use crate::auth::Verifier;
 use crate::config::Config;
 use crate::event::TypeFilter;
 use crate::feed::Feed;
-use crate::socket::Roster;
-use crate::socket::adapter::AdapterHealth;
+use crate::presence::Presence;
 use crate::store::{Appender, Store};
 
 /// Everything a handler needs. Handlers and middleware clone it per request,
@@ -26,13 +26,17 @@ pub struct App {
     pub verifier: Arc<Verifier>,
     pub config: Arc<Config>,
     pub feed: Feed,
-    /// Who is online, read through the Socket.IO adapter (bound once it is built).
-    pub roster: Roster,
+    /// Who is online in each tenant, across the cluster.
+    pub presence: Presence,
     pub metrics: PrometheusHandle,
     /// Whether the Socket.IO adapter hears the other nodes (always, alone).
     pub adapter: AdapterHealth,
-    /// Cancelled when shutdown begins: long-polls, SSE streams, replays and
-    /// the background tasks end; the appender commits what is queued first.
+    /// Cancelled at the first SIGTERM: `/ready` answers 503 while the node
+    /// drains.
+    pub draining: CancellationToken,
+    /// Cancelled when the drain ends: long-polls and SSE streams answer,
+    /// replays, the tailer and the pruner stop. Appends already received
+    /// are still committed.
     pub shutdown: CancellationToken,
     /// The tailer, the pruner and the appender: shutdown waits for them.
     pub tasks: TaskTracker,
@@ -43,5 +47,27 @@ impl App {
     /// The default type filter of a namespace.
     pub fn namespace_filter(&self, path: &str) -> TypeFilter {
         self.namespaces.get(path).cloned().unwrap_or_default()
+    }
+}
+
+/// Whether every Socket.IO adapter stream is listening (for `/ready`).
+#[derive(Clone, Default)]
+pub struct AdapterHealth {
+    down: Arc<AtomicUsize>,
+}
+
+impl AdapterHealth {
+    pub fn is_listening(&self) -> bool {
+        self.down.load(Ordering::Relaxed) == 0
+    }
+
+    /// One stream stopped listening.
+    pub fn lost(&self) {
+        self.down.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A stream that stopped listens again.
+    pub fn regained(&self) {
+        self.down.fetch_sub(1, Ordering::Relaxed);
     }
 }

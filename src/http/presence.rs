@@ -1,5 +1,5 @@
 //! `GET /api/presence`: who is online in the caller's tenant, on every
-//! namespace and node (the socket layer's roster answers).
+//! namespace and node, from this node's view of the cluster.
 
 use axum::Json;
 use axum::extract::State;
@@ -9,8 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{AuthUser, doc};
-use crate::error::Result;
-use crate::socket::presence::Online;
+use crate::presence::Online;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -24,9 +23,8 @@ struct Presence {
 
 /// Who is online in the caller's tenant, on every namespace and node.
 #[utoipa::path(get, path = "/api/presence", tag = "feed", security(("bearer" = [])),
-    responses((status = 200, body = Presence, description = "The online users."), doc::Unauthorized, doc::Internal))]
-#[tracing::instrument(skip_all, fields(tenant = %who.tenant_id), err(level = "debug"))]
-async fn presence(State(state): State<AppState>, AuthUser(who): AuthUser) -> Result<Json<Presence>> {
-    let users = state.roster.online(&who.tenant_id).await?;
-    Ok(Json(Presence { users }))
+    responses((status = 200, body = Presence, description = "The online users."), doc::Unauthorized))]
+#[tracing::instrument(skip_all, fields(tenant = %who.tenant_id))]
+async fn presence(State(state): State<AppState>, AuthUser(who): AuthUser) -> Json<Presence> {
+    Json(Presence { users: state.presence.online(&who.tenant_id) })
 }

@@ -9,7 +9,6 @@
 //! half-open one is noticed too. Every other call is bounded, and runs on
 //! pools that are replaced when a call does not answer.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -23,6 +22,8 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 use tokio_stream::wrappers::ReceiverStream;
 
+use crate::state::AdapterHealth;
+
 /// Names the adapter's LISTEN connections in pg_stat_activity.
 pub const ADAPTER_LISTENER_APP_NAME: &str = "eventfeed-adapter-listener";
 /// A call to the database not answered within this is given up, and the
@@ -32,18 +33,6 @@ const CALL_BOUND: Duration = Duration::from_secs(3);
 const SILENCE: Duration = Duration::from_secs(2);
 /// Longest wait between two attempts to listen again.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
-
-/// Whether every adapter stream is listening (for `/ready`).
-#[derive(Clone, Default)]
-pub struct AdapterHealth {
-    down: Arc<AtomicUsize>,
-}
-
-impl AdapterHealth {
-    pub fn is_listening(&self) -> bool {
-        self.down.load(Ordering::Relaxed) == 0
-    }
-}
 
 #[derive(Clone)]
 pub struct ResilientDriver {
@@ -198,7 +187,7 @@ impl Watch {
     /// Listens again, with backoff, until it works or the adapter is gone.
     async fn relisten(&self, cause: String) -> Option<PgListener> {
         let since = Instant::now();
-        self.driver.health.down.fetch_add(1, Ordering::Relaxed);
+        self.driver.health.lost();
         metrics::counter!("eventfeed_adapter_listen_lost_total").increment(1);
         tracing::warn!(%cause, "the socket adapter's LISTEN connection was lost; cross-node presence and typing wait");
         let mut backoff = Duration::from_millis(100);
@@ -213,7 +202,7 @@ impl Watch {
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
         };
-        self.driver.health.down.fetch_sub(1, Ordering::Relaxed);
+        self.driver.health.regained();
         if fresh.is_some() {
             tracing::info!(down_ms = since.elapsed().as_millis() as u64, "the socket adapter listens again");
         }

@@ -1,5 +1,5 @@
 //! Connect: authenticate the handshake, then join rooms, start delivery,
-//! watch the token's expiry, and announce presence.
+//! watch the token's expiry, and count the socket in presence.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -57,22 +57,19 @@ pub async fn on_connect<A: Adapter>(s: SocketRef<A>, State(state): State<AppStat
         return;
     };
     s.on_disconnect(on_disconnect::<A>);
-    s.join(presence::rooms(&session, &s.id.to_string()));
+    s.join([presence::tenant_room(&session.tenant_id), presence::user_room(&session.tenant_id, &session.user_id)]);
     metrics::gauge!("eventfeed_connected_sockets").increment(1.0);
+    state.presence.join(&session.tenant_id, &session.user_id, session.username.as_deref());
 
     tokio::spawn(delivery::run(s.clone(), session.clone(), state, resume));
     tokio::spawn(expire(s.clone(), session.clone()));
-    presence::announce(&s, &session, true).await;
 }
 
 async fn on_disconnect<A: Adapter>(s: SocketRef<A>, State(state): State<AppState>) {
     metrics::gauge!("eventfeed_connected_sockets").decrement(1.0);
     let Some(session) = s.extensions.get::<Arc<Session>>() else { return };
     session.closed.cancel();
-    // At shutdown `presence::depart` has announced who leaves, cluster-wide.
-    if !state.shutdown.is_cancelled() {
-        presence::announce(&s, &session, false).await;
-    }
+    state.presence.leave(&session.tenant_id, &session.user_id);
 }
 
 /// Sends `auth:expired` and disconnects at the token's `exp`, unless an

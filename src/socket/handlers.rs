@@ -11,7 +11,7 @@ use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, Event, Extension, SocketRef, State, TryData};
 use tracing::Instrument as _;
 
-use super::presence::{self, tenant_room};
+use super::presence::tenant_room;
 use super::session::{Rate, Session};
 use crate::cursor::Cursor;
 use crate::error::Error;
@@ -143,13 +143,13 @@ async fn event_append<A: Adapter>(c: Ctx<A>, value: Value) -> Result<Value, Erro
 }
 
 async fn presence_list<A: Adapter>(c: Ctx<A>, _: IgnoredAny) -> Result<Value, Error> {
-    Ok(json!({ "users": presence::list(&c.socket, &c.session).await }))
+    Ok(json!({ "users": c.state.presence.online(&c.session.tenant_id) }))
 }
 
 /// With an acknowledgement: `{ cursor, online }`. Without one (clients
 /// written for other servers): the same, emitted as `reconnected`.
 async fn current_state<A: Adapter>(c: Ctx<A>, _: IgnoredAny) -> Result<Value, Error> {
-    let online = presence::list(&c.socket, &c.session).await;
+    let online = c.state.presence.online(&c.session.tenant_id);
     let cursor = crate::feed::tenant_head(&c.state.store, &c.session.tenant_id).await?;
     let state = json!({ "cursor": cursor, "online": online });
     if !c.wants_ack {

@@ -1,8 +1,8 @@
-//! The Socket.IO feed (CONTRACT.md sections 3 and 7): authentication at
-//! connect, replay then live delivery, and the client events.
+//! The Socket.IO feed: authentication at connect, replay then live
+//! delivery, the client events, and presence announcements.
 //!
-//! Generic over the adapter: the PostgreSQL adapter carries presence and
-//! typing relays between processes; a single embedded process uses the local one.
+//! Generic over the adapter: the PostgreSQL adapter carries typing relays
+//! between processes; a single embedded process uses the local one.
 
 pub mod adapter;
 mod connect;
@@ -10,17 +10,12 @@ mod delivery;
 mod handlers;
 mod handshake;
 pub mod presence;
-mod roster;
 mod session;
 
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::handler::ConnectHandler;
 use socketioxide_core::adapter::DefinedAdapter;
-
-pub use roster::Roster;
-
-use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
@@ -32,12 +27,14 @@ use crate::state::AppState;
 use crate::store::Store;
 use adapter::ResilientDriver;
 
-/// Stops every socket (so HTTP can drain), used at shutdown.
-pub type CloseSockets = Box<dyn FnOnce() -> BoxFuture<'static, ()> + Send>;
+/// Closes every socket at the Engine.IO level, so clients reconnect (to
+/// another node) at once; used at shutdown. Resolves to how many there were.
+pub type CloseSockets = Box<dyn FnOnce() -> BoxFuture<'static, usize> + Send>;
 
 /// Adds the Socket.IO feed to `api`: over the PostgreSQL adapter, which
-/// carries presence and typing between nodes, or the local one for the
-/// single-process embedded store. Returns what closes the sockets at shutdown.
+/// carries typing relays between nodes, or the local one for the
+/// single-process embedded store; and starts the presence announcer.
+/// Returns what closes the sockets at shutdown.
 pub async fn serve(api: Router, state: &AppState, namespaces: &[Namespace]) -> anyhow::Result<(Router, CloseSockets)> {
     // A socket message may carry one event at the size limit, plus its envelope.
     let max_message = state.config.max_event_bytes + 64 * 1024;
@@ -52,37 +49,35 @@ pub async fn serve(api: Router, state: &AppState, namespaces: &[Namespace]) -> a
             let driver = ResilientDriver::new(pg.adapter_options(), state.adapter.clone());
             let adapter = PostgresAdapterCtr::new_with_driver(driver, PostgresAdapterConfig::default());
             let (layer, io) = builder.with_adapter::<CustomPostgresAdapter<_, ResilientDriver>>(adapter).build_layer();
-            for init in attach(&io, namespaces, &state.roster) {
+            for init in attach(&io, namespaces) {
                 init.await.context("cannot start the PostgreSQL socket adapter")?;
             }
-            Ok((api.layer(layer), closer(io)))
+            Ok((api.layer(layer), started(io, state)))
         }
         Store::Sqlite(_) => {
             let (layer, io) = builder.build_layer();
-            attach(&io, namespaces, &state.roster);
-            Ok((api.layer(layer), closer(io)))
+            attach(&io, namespaces);
+            Ok((api.layer(layer), started(io, state)))
         }
     }
 }
 
-/// Announces who leaves while the adapter still reaches the other nodes
-/// (bounded: a stuck database must not hold shutdown), then closes the sockets.
-fn closer<A: Adapter>(io: SocketIo<A>) -> CloseSockets {
+/// Starts the presence announcer, and returns what closes the sockets.
+fn started<A: Adapter>(io: SocketIo<A>, state: &AppState) -> CloseSockets {
+    let announcer = presence::announce(io.clone(), state.presence.clone(), state.shutdown.clone());
+    state.tasks.spawn(announcer);
     Box::new(move || {
         Box::pin(async move {
-            if tokio::time::timeout(Duration::from_secs(5), presence::depart(&io)).await.is_err() {
-                tracing::warn!("presence announcements unfinished at shutdown");
-            }
-            io.close().await
+            let sockets = io.nsps().iter().map(|ns| ns.clone().local().sockets().len()).sum();
+            io.close().await;
+            sockets
         })
     })
 }
 
-/// Serves the feed on every configured namespace and binds the roster to
-/// them. Each result must be awaited (or spawned) to start the adapter of
-/// that namespace.
-fn attach<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, namespaces: &[Namespace], roster: &Roster) -> Vec<A::InitRes> {
-    roster.bind(io, namespaces.iter().map(|ns| ns.path.clone()).collect());
+/// Serves the feed on every configured namespace. Each result must be
+/// awaited (or spawned) to start the adapter of that namespace.
+fn attach<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, namespaces: &[Namespace]) -> Vec<A::InitRes> {
     namespaces
         .iter()
         .map(|ns| io.ns(ns.path.clone(), connect::on_connect::<A>.with(connect::authenticate::<A>)))

@@ -1,21 +1,19 @@
-//! Presence across every process: who is connected, from the rooms each
-//! socket joins, read through the adapter (the PostgreSQL adapter asks the
-//! other nodes too).
+//! The rooms each socket joins, and the announcer: once a second, each
+//! tenant's net presence change goes to this node's own sockets of that
+//! tenant (every node announces to its own, from the view they share).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
-use serde::Serialize;
-use serde_json::json;
+use serde_json::{Value, json};
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
-use socketioxide::extract::SocketRef;
-use socketioxide::socket::Sid;
+use tokio_util::sync::CancellationToken;
 
-use super::session::Session;
+use crate::presence::{Diff, Presence};
 
-const PRESENCE_PREFIX: &str = "presence:";
+/// How often a socket may hear of presence changes.
+const EVERY: Duration = Duration::from_secs(1);
 
 pub fn tenant_room(tenant: &str) -> String {
     format!("tenant:{tenant}")
@@ -28,118 +26,47 @@ pub fn user_room(tenant: &str, user: &str) -> String {
     format!("user:{}:{}", escape(tenant), escape(user))
 }
 
-/// The rooms a socket joins at connect. The presence room is unique to the
-/// socket and names its user, so one rooms query lists everyone online.
-pub fn rooms(session: &Session, sid: &str) -> Vec<String> {
-    let presence = json!([session.tenant_id, sid, session.user_id, session.username]);
-    vec![
-        tenant_room(&session.tenant_id),
-        user_room(&session.tenant_id, &session.user_id),
-        format!("{PRESENCE_PREFIX}{presence}"),
-    ]
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Online {
-    pub user_id: String,
-    pub username: Option<String>,
-    pub connections: usize,
-}
-
-/// Everyone connected in the socket's tenant and namespace, on every node.
-pub async fn list<A: Adapter>(s: &SocketRef<A>, session: &Session) -> Vec<Online> {
-    match s.within(tenant_room(&session.tenant_id)).rooms().await {
-        Ok(rooms) => tally(rooms.iter().map(|r| r.as_ref()), &session.tenant_id),
-        Err(e) => {
-            tracing::warn!(error = %e, "presence query failed");
-            Vec::new()
-        }
-    }
-}
-
-/// The users of `tenant` named by presence rooms (each room is one socket),
-/// with their socket counts; other rooms are skipped.
-pub fn tally<'a>(rooms: impl IntoIterator<Item = &'a str>, tenant: &str) -> Vec<Online> {
-    let mut users: BTreeMap<String, Online> = BTreeMap::new();
-    for room in rooms {
-        let Some(entry) = room.strip_prefix(PRESENCE_PREFIX) else { continue };
-        let Ok((room_tenant, _sid, user_id, username)) =
-            serde_json::from_str::<(String, String, String, Option<String>)>(entry)
-        else {
-            continue;
-        };
-        if room_tenant == tenant {
-            let online = users.entry(user_id.clone()).or_insert(Online { user_id, username, connections: 0 });
-            online.connections += 1;
-        }
-    }
-    users.into_values().collect()
-}
-
-/// Other sockets of this socket's user, on every node.
-async fn others<A: Adapter>(s: &SocketRef<A>, session: &Session) -> Option<usize> {
-    match s.within(user_room(&session.tenant_id, &session.user_id)).fetch_sockets().await {
-        Ok(sockets) => Some(sockets.iter().filter(|r| r.data().id != s.id).count()),
-        Err(e) => {
-            tracing::warn!(error = %e, "presence count failed");
-            None
-        }
-    }
-}
-
-/// `user:online` when this is the user's first socket, `user:offline` when
-/// it was the last, to the tenant room on every node.
-pub async fn announce<A: Adapter>(s: &SocketRef<A>, session: &Session, online: bool) {
-    if others(s, session).await != Some(0) {
-        return;
-    }
-    let event = if online { "user:online" } else { "user:offline" };
-    if let Err(e) = s.within(tenant_room(&session.tenant_id)).emit(event, &payload(session)).await {
-        tracing::debug!(error = %e, event, "presence broadcast incomplete");
-    }
-}
-
-fn payload(session: &Session) -> serde_json::Value {
-    json!({
-        "userId": session.user_id,
-        "username": session.username,
-        "timestamp": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
-    })
-}
-
-/// At shutdown, while the adapter still reaches the other nodes and before
-/// any socket closes: `user:offline` for every user whose sockets are all on
-/// this node. (Their disconnect handlers, run as the sockets close, would
-/// each ask the cluster about sockets that are all going, and race the
-/// adapter's own shutdown.)
-pub async fn depart<A: Adapter>(io: &SocketIo<A>) {
-    for ns in io.nsps() {
-        let mut users: HashMap<(String, String), (Arc<Session>, HashSet<Sid>)> = HashMap::new();
-        for s in ns.clone().local().sockets() {
-            if let Some(session) = s.extensions.get::<Arc<Session>>() {
-                let key = (session.tenant_id.clone(), session.user_id.clone());
-                users.entry(key).or_insert_with(|| (session, HashSet::new())).1.insert(s.id);
-            }
-        }
-        let leaving = users.into_values().map(|(session, here)| {
-            let ns = ns.clone();
-            async move {
-                let room = user_room(&session.tenant_id, &session.user_id);
-                match ns.clone().within(room).fetch_sockets().await {
-                    Ok(all) if all.iter().all(|r| here.contains(&r.data().id)) => {
-                        let tenant = ns.within(tenant_room(&session.tenant_id));
-                        if let Err(e) = tenant.emit("user:offline", &payload(&session)).await {
-                            tracing::debug!(error = %e, "presence broadcast incomplete");
-                        }
+/// Announces presence changes to this node's sockets until `shutdown`.
+pub async fn announce<A: Adapter>(io: SocketIo<A>, presence: Presence, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while shutdown.run_until_cancelled(tick.tick()).await.is_some() {
+        let list_max = presence.settings().list_max;
+        for diff in presence.diffs() {
+            for (event, payload) in messages(&diff, list_max) {
+                for ns in io.nsps() {
+                    if let Err(e) = ns.local().to(tenant_room(&diff.tenant)).emit(event, &payload).await {
+                        tracing::debug!(error = %e, event, "presence announcement incomplete");
                     }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "presence count failed at shutdown"),
                 }
             }
-        });
-        futures::future::join_all(leaving).await;
+        }
     }
+}
+
+/// What one tenant's sockets are told of a diff: `presence:diff`, with the
+/// names and a `user:online` / `user:offline` each only while the tenant
+/// is small enough to list.
+fn messages(diff: &Diff, list_max: usize) -> Vec<(&'static str, Value)> {
+    if diff.online > list_max {
+        return vec![("presence:diff", json!({ "online": diff.online }))];
+    }
+    let user = |(id, name): &(String, Option<String>)| json!({ "userId": id, "username": name });
+    let mut out = Vec::with_capacity(1 + diff.joins.len() + diff.leaves.len());
+    let mut body = json!({ "online": diff.online });
+    if !diff.joins.is_empty() {
+        body["joins"] = diff.joins.iter().map(user).collect();
+    }
+    if !diff.leaves.is_empty() {
+        body["leaves"] = diff.leaves.iter().map(|(id, _)| json!(id)).collect();
+    }
+    out.push(("presence:diff", body));
+    let timestamp = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+    let stamped =
+        |(id, name): &(String, Option<String>)| json!({ "userId": id, "username": name, "timestamp": timestamp });
+    out.extend(diff.joins.iter().map(|u| ("user:online", stamped(u))));
+    out.extend(diff.leaves.iter().map(|u| ("user:offline", stamped(u))));
+    out
 }
 
 #[cfg(test)]
@@ -151,5 +78,23 @@ mod tests {
         assert_eq!(user_room("acme", "u-17"), "user:acme:u-17");
         assert_ne!(user_room("t9:a", "b"), user_room("t9", "a:b"));
         assert_ne!(user_room("t%3A", "b"), user_room("t:", "b"));
+    }
+
+    fn diff(online: usize) -> Diff {
+        let joins = vec![("u1".to_owned(), Some("Ann".to_owned()))];
+        Diff { tenant: "acme".into(), online, joins, leaves: vec![("u2".to_owned(), None)] }
+    }
+
+    #[test]
+    fn a_small_tenant_hears_names_and_a_large_one_the_count() {
+        let small = messages(&diff(2), 2);
+        let names: Vec<&str> = small.iter().map(|(e, _)| *e).collect();
+        assert_eq!(names, ["presence:diff", "user:online", "user:offline"]);
+        assert_eq!(
+            small[0].1,
+            json!({ "online": 2, "joins": [{ "userId": "u1", "username": "Ann" }], "leaves": ["u2"] })
+        );
+        assert_eq!(small[2].1["userId"], "u2");
+        assert_eq!(messages(&diff(3), 2), vec![("presence:diff", json!({ "online": 3 }))]);
     }
 }

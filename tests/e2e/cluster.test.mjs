@@ -9,13 +9,15 @@ import { publisher, reader } from './lib/token.mjs';
 import { waitUntil } from './lib/client.mjs';
 import { assertSameSequence, assertTimestamp } from './lib/check.mjs';
 
-const f = useFixture();
+// A short presence grace: the test waits for user:offline.
+const env = { EVENTFEED_PRESENCE_GRACE: '1s' };
+const f = useFixture({ env });
 
 test(
   '7. two servers on one database: every event reaches clients on both; presence spans both',
   f.run(async () => {
     const A = f.server;
-    const B = await f.start();
+    const B = await f.start({ env });
     const T = tenant('c7');
     const pub = publisher(T);
     const ca = await f.connect(A, { token: reader(T, 'u1'), label: 'client on A' });
