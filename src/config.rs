@@ -37,6 +37,21 @@ pub struct Config {
     /// filter: `/,/dashboard=kpi:*|metrics:*`.
     #[arg(long, env = "EVENTFEED_NAMESPACES", default_value = "/")]
     pub namespaces: String,
+
+    /// How long a user whose last socket closed stays online, so that a
+    /// reconnect (to any node) within it announces nothing.
+    #[arg(long, env = "EVENTFEED_PRESENCE_GRACE", default_value = "5s", value_parser = parse_duration)]
+    pub presence_grace: Duration,
+
+    /// Above this many users online in a tenant, presence diffs carry only
+    /// the count, and `user:online` / `user:offline` are not sent.
+    #[arg(long, env = "EVENTFEED_PRESENCE_LIST_MAX", default_value_t = 200)]
+    pub presence_list_max: usize,
+
+    /// After SIGTERM, `/ready` answers 503 while the node keeps serving this
+    /// long (0: not at all); then it answers what it has received and exits.
+    #[arg(long, env = "EVENTFEED_DRAIN", default_value = "5s", value_parser = parse_duration)]
+    pub drain: Duration,
 }
 
 /// Where events are stored.
@@ -152,20 +167,21 @@ impl Config {
     }
 }
 
-/// Parses `90d`, `12h`, `30m`, `45s`.
+/// Parses `90d`, `12h`, `30m`, `45s`, `500ms`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (digits, unit) = s.split_at(split);
-    let n: u64 = digits.parse().map_err(|_| format!("{s:?} is not a duration like 90d, 12h, 30m or 45s"))?;
-    let secs = match unit {
-        "d" => 86_400,
-        "h" => 3_600,
-        "m" => 60,
-        "s" | "" => 1,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use d, h, m or s)")),
+    let n: u64 = digits.parse().map_err(|_| format!("{s:?} is not a duration like 90d, 12h, 30m, 45s or 500ms"))?;
+    let millis = match unit {
+        "d" => 86_400_000,
+        "h" => 3_600_000,
+        "m" => 60_000,
+        "s" | "" => 1_000,
+        "ms" => 1,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use d, h, m, s or ms)")),
     };
-    n.checked_mul(secs).map(Duration::from_secs).ok_or_else(|| format!("{s:?} is too long"))
+    n.checked_mul(millis).map(Duration::from_millis).ok_or_else(|| format!("{s:?} is too long"))
 }
 
 /// Longest retention: events older than a century are not a thing to prune.
@@ -232,6 +248,8 @@ mod tests {
     fn durations() {
         assert_eq!(parse_duration("90d"), Ok(Duration::from_secs(90 * 86_400)));
         assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1_800)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("5w").is_err());
         assert!(parse_duration("99999999999999999999d").is_err());

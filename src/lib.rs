@@ -12,13 +12,13 @@ pub mod event;
 pub mod feed;
 pub mod http;
 pub mod metrics;
+pub mod presence;
 pub mod serve;
 pub mod socket;
 pub mod state;
 pub mod store;
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +28,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderName, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
+use futures::{Stream, StreamExt as _};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -37,8 +38,8 @@ use crate::auth::Verifier;
 use crate::config::{Config, Origins};
 use crate::error::Error;
 use crate::feed::Feed;
-use crate::socket::adapter::AdapterHealth;
-use crate::state::{App, AppState};
+use crate::presence::{Presence, Settings};
+use crate::state::{AdapterHealth, App, AppState};
 use crate::store::{Appender, Store};
 
 /// A server ready to run: the router and what shutdown must close.
@@ -46,6 +47,9 @@ pub struct Server {
     pub state: AppState,
     router: Router,
     close_sockets: socket::CloseSockets,
+    /// Cancelled once no request can arrive any more: the appender commits
+    /// what it has and ends.
+    commits: CancellationToken,
 }
 
 /// Opens the store (PostgreSQL when `DATABASE_URL` is set, else the embedded
@@ -54,13 +58,18 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     let verifier = Verifier::from_config(&config.jwt)?;
     let namespaces = config.namespaces().map_err(|e| anyhow::anyhow!("EVENTFEED_NAMESPACES: {e}"))?;
     let store = store::open(&config.store).await?;
-    let (shutdown, tasks) = (CancellationToken::new(), TaskTracker::new());
-    let appender = Appender::start(store.clone(), &shutdown, &tasks);
+    let (shutdown, commits, tasks) = (CancellationToken::new(), CancellationToken::new(), TaskTracker::new());
+    let appender = Appender::start(store.clone(), &commits, &tasks);
     let feed = Feed::start(store.clone(), &shutdown, &tasks).await;
     let feed = feed.map_err(|e| anyhow::anyhow!("cannot read the store: {e}"))?;
     if let Some(keep) = config.retention {
         tasks.spawn(shutdown.clone().run_until_cancelled_owned(prune_forever(store.clone(), keep)));
     }
+    let settings = Settings { grace: config.presence_grace, list_max: config.presence_list_max };
+    let presence = match &store {
+        Store::Postgres(pg) => Presence::shared(settings, pg.adapter_options(), &shutdown, &tasks),
+        Store::Sqlite(_) => Presence::alone(settings),
+    };
     let filters: HashMap<_, _> = namespaces.iter().map(|ns| (ns.path.clone(), ns.default_types.clone())).collect();
     let state = Arc::new(App {
         store: store.clone(),
@@ -68,9 +77,10 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         verifier: Arc::new(verifier),
         config: Arc::new(config),
         feed,
-        roster: socket::Roster::default(),
+        presence,
         metrics: metrics::handle(),
         adapter: AdapterHealth::default(),
+        draining: CancellationToken::new(),
         shutdown,
         tasks,
         namespaces: Arc::new(filters),
@@ -85,7 +95,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         .layer(DefaultBodyLimit::max(16 * 1024 * 1024 + 2 * state.config.max_event_bytes))
         .layer(axum::middleware::from_fn_with_state(state.clone(), check_socket_origin))
         .layer(cors(state.config.cors_origins.as_ref()));
-    Ok(Server { state, router, close_sockets })
+    Ok(Server { state, router, close_sockets, commits })
 }
 
 /// Deletes events older than the retention period, a bounded chunk at a
@@ -150,28 +160,91 @@ async fn check_socket_origin(State(state): State<AppState>, req: Request, next: 
     next.run(req).await
 }
 
-/// Serves until `shutdown` resolves; then closes the sockets, lets HTTP
-/// requests drain, waits for the tailer, the pruner and the appender's last
-/// commits, and closes the store.
+/// Serves until the first of `signals`; then drains (see [`stop`]) and
+/// closes the store.
 pub async fn run(
     listener: TcpListener,
     server: Server,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    signals: impl Stream<Item = ()> + Send + Unpin + 'static,
 ) -> anyhow::Result<()> {
-    let Server { state, router, close_sockets } = server;
-    let stopping = state.clone();
+    let Server { state, router, close_sockets, commits } = server;
+    let (stopping, in_flight) = (state.clone(), InFlight::default());
+    let router = router.layer(axum::middleware::from_fn_with_state(in_flight.clone(), InFlight::count));
+    let (report_tx, report_rx) = tokio::sync::oneshot::channel();
     let graceful = async move {
-        shutdown.await;
-        tracing::info!("shutting down");
-        stopping.shutdown.cancel();
-        close_sockets().await;
-        stopping.roster.unbind();
+        let _ = report_tx.send(stop(&stopping, signals, &in_flight).await);
     };
-    serve::serve(listener, router, graceful).await;
+    // Once the server no longer accepts: clients reconnect elsewhere.
+    let sockets = serve::serve(listener, router, graceful, close_sockets()).await;
+    commits.cancel();
     state.tasks.close();
     if tokio::time::timeout(TASKS_BOUND, state.tasks.wait()).await.is_err() {
         tracing::warn!("background tasks still running after {TASKS_BOUND:?}; closing the store under them");
     }
+    state.presence.leave_cluster().await;
     state.store.close().await;
+    if let Ok(Report { appends_before, requests }) = report_rx.await {
+        let appends = state.appender.answered() - appends_before;
+        tracing::info!(
+            requests,
+            appends,
+            sockets,
+            "stopped: answered the requests in flight and the appends since the drain ended, and closed the sockets"
+        );
+    }
     Ok(())
+}
+
+/// What the stop finished, for its log line.
+struct Report {
+    appends_before: u64,
+    requests: usize,
+}
+
+/// The graceful stop, up to the moment the server stops accepting. At the
+/// first signal `/ready` turns 503 and the node keeps serving for the drain
+/// (a second signal ends it early); then long-polls and SSE streams get
+/// their normal end. [`run`] then closes the sockets at the Engine.IO level
+/// (clients reconnect to another node at once) and answers every request
+/// it has received: appends are committed until the last response is out.
+async fn stop(state: &AppState, mut signals: impl Stream<Item = ()> + Unpin, in_flight: &InFlight) -> Report {
+    if signals.next().await.is_none() {
+        std::future::pending::<()>().await;
+    }
+    let drain = state.config.drain;
+    tracing::info!(?drain, "stop signal: /ready answers 503; draining");
+    state.draining.cancel();
+    if !drain.is_zero() {
+        tokio::select! {
+            _ = tokio::time::sleep(drain) => {}
+            Some(()) = signals.next() => tracing::info!("second stop signal: ending the drain"),
+        }
+    }
+    state.shutdown.cancel();
+    Report { appends_before: state.appender.answered(), requests: in_flight.now() }
+}
+
+/// Requests being answered, for the stop's report.
+#[derive(Clone, Default)]
+struct InFlight(Arc<std::sync::atomic::AtomicUsize>);
+
+impl InFlight {
+    fn now(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    async fn count(State(me): State<InFlight>, req: Request, next: Next) -> Response {
+        me.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let _done = Answered(me);
+        next.run(req).await
+    }
+}
+
+/// Counts a request out however it ends, a client that went away included.
+struct Answered(InFlight);
+
+impl Drop for Answered {
+    fn drop(&mut self) {
+        self.0.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }

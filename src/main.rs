@@ -53,28 +53,36 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // The one line on stdout: tests and scripts wait for it.
     println!("listening on {local}");
     tracing::info!(%local, "serving");
-    eventfeed::run(listener, server, shutdown_signal()).await
+    eventfeed::run(listener, server, stop_signals()).await
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// SIGTERM and SIGINT (Ctrl-C), each time one arrives: the first starts the
+/// drain, a second ends it early.
+fn stop_signals() -> impl futures::Stream<Item = ()> + Send + Unpin + 'static {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        loop {
+            #[cfg(unix)]
+            let term = async {
+                match term.as_mut() {
+                    Some(s) => drop(s.recv().await),
+                    None => std::future::pending().await,
+                }
+            };
+            #[cfg(not(unix))]
+            let term = std::future::pending::<()>();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term => {}
             }
-            Err(_) => std::future::pending().await,
+            if tx.send(()).await.is_err() {
+                return;
+            }
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
-    }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
 fn init_tracing(format: LogFormat, filter: &str) {

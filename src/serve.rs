@@ -30,9 +30,14 @@ pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// with the error body. Beyond it, the connection gets a bare `431`.
 const TRANSPORT_MAX_HEADERS: usize = 1000;
 
-/// Serves `router` on `listener` until `shutdown` resolves, then waits for
-/// the requests in flight.
-pub async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<Output = ()>) {
+/// Serves `router` on `listener` until `shutdown` resolves; then stops
+/// accepting, and runs `then` while the requests in flight finish.
+pub async fn serve<T>(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()>,
+    then: impl Future<Output = T>,
+) -> T {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT).max_headers(TRANSPORT_MAX_HEADERS);
     let graceful = GracefulShutdown::new();
@@ -65,7 +70,7 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    tokio::join!(then, graceful.shutdown()).0
 }
 
 /// Refuses requests whose headers exceed [`MAX_HEADERS`] or

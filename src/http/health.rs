@@ -39,20 +39,28 @@ struct Readiness {
     store: bool,
     feed: bool,
     adapter: bool,
+    /// True once the node was told to stop: it serves on for the drain, but
+    /// load balancers should send new work elsewhere.
+    draining: bool,
 }
 
 /// 200 when the store answers, the tailer has read it within the last few
-/// seconds and is listening, and the socket adapter hears the other nodes.
+/// seconds and is listening, and the socket adapter hears the other nodes;
+/// 503 at once while the node drains before it stops.
 #[utoipa::path(get, path = "/ready", tag = "operations",
     responses((status = 200, body = Readiness, description = "Ready."), (status = 503, body = Readiness, description = "Not ready.")))]
 async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
+    if state.draining.is_cancelled() {
+        let draining = Readiness { store: true, feed: true, adapter: true, draining: true };
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(draining));
+    }
     let store = matches!(tokio::time::timeout(PING_BOUND, state.store.ping()).await, Ok(Ok(())));
     let reading = state.feed.is_reading();
     let listening = state.feed.is_running();
     let adapter = state.adapter.is_listening();
     let ok = store && reading && listening && adapter;
     let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(Readiness { store, feed: reading && listening, adapter }))
+    (status, Json(Readiness { store, feed: reading && listening, adapter, draining: false }))
 }
 
 /// Prometheus text format.

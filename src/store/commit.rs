@@ -3,6 +3,7 @@
 //! request keeps its own outcome.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
@@ -36,12 +37,15 @@ struct Job {
 #[derive(Clone)]
 pub struct Appender {
     jobs: mpsc::Sender<Job>,
+    /// Requests answered so far (stored, or refused by the store).
+    answered: Arc<AtomicU64>,
 }
 
 impl Appender {
     /// Starts the dispatcher, which keeps batches committing side by side as
-    /// the store allows. At shutdown it takes no new requests, commits the
-    /// queued ones, and ends; `tasks` sees it and its commits through.
+    /// the store allows. Once `shutdown` is cancelled it takes no new
+    /// requests, commits the queued ones, and ends; `tasks` sees it and its
+    /// commits through.
     pub fn start(store: Store, shutdown: &CancellationToken, tasks: &TaskTracker) -> Self {
         // Batches committing at once: PostgreSQL runs them side by side; SQLite has one writer.
         let concurrency = match store {
@@ -50,14 +54,21 @@ impl Appender {
         };
         let (jobs, rx) = mpsc::channel(MAX_BATCH * concurrency * 4);
         tasks.spawn(dispatch(store, rx, concurrency, shutdown.clone(), tasks.clone()));
-        Appender { jobs }
+        Appender { jobs, answered: Arc::default() }
+    }
+
+    /// Append requests answered since start.
+    pub fn answered(&self) -> u64 {
+        self.answered.load(Ordering::Relaxed)
     }
 
     pub async fn append(&self, request: AppendRequest) -> Result<Vec<Event>> {
         let (done, outcome) = oneshot::channel();
         let gone = || Error::Unavailable("the server is shutting down".into());
         self.jobs.send(Job { request, done }).await.map_err(|_| gone())?;
-        outcome.await.map_err(|_| gone())?
+        let outcome = outcome.await.map_err(|_| gone())?;
+        self.answered.fetch_add(1, Ordering::Relaxed);
+        outcome
     }
 }
 

@@ -45,7 +45,7 @@ async function admin(sql) {
 export function startServer(databaseUrl, env = {}) {
   const bin = process.env.EVENTFEED_BIN || path.join(repoRoot, 'target', 'debug', 'eventfeed');
   const proc = spawn(bin, ['serve'], {
-    env: { ...process.env, DATABASE_URL: databaseUrl, EVENTFEED_ADDR: '127.0.0.1:0', EVENTFEED_JWT_SECRET: SECRET, RUST_LOG: 'warn', ...env },
+    env: { ...process.env, DATABASE_URL: databaseUrl, EVENTFEED_ADDR: '127.0.0.1:0', EVENTFEED_JWT_SECRET: SECRET, EVENTFEED_DRAIN: '0', RUST_LOG: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let log = '';

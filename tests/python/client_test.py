@@ -17,7 +17,7 @@ SECRET = "python-client-test-secret"
 
 def start_server(binary, workdir):
     env = dict(os.environ, EVENTFEED_JWT_SECRET=SECRET, EVENTFEED_ADDR="127.0.0.1:0",
-               EVENTFEED_DATA_FILE=os.path.join(workdir, "events.db"))
+               EVENTFEED_DRAIN="0", EVENTFEED_DATA_FILE=os.path.join(workdir, "events.db"))
     env.pop("DATABASE_URL", None)
     proc = subprocess.Popen([binary, "serve"], env=env, cwd=workdir,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)

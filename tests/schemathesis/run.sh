@@ -7,6 +7,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 bin="$(realpath "$1")"
 schemathesis="$(realpath "$2")"
 export EVENTFEED_JWT_SECRET="schemathesis-secret-$$-$RANDOM"
+export EVENTFEED_DRAIN=0
 work="$(mktemp -d)"
 db="ef_schemathesis_$$"
 server=""

@@ -137,7 +137,7 @@ impl TestServer {
 
     /// Starts the real server in this process; `args` are CLI flags.
     pub async fn start(args: &[&str]) -> TestServer {
-        let mut argv = vec!["eventfeed", "--addr", "127.0.0.1:0", "--jwt-secret", SECRET];
+        let mut argv = vec!["eventfeed", "--addr", "127.0.0.1:0", "--jwt-secret", SECRET, "--drain", "0"];
         argv.extend_from_slice(args);
         let cli = Cli::try_parse_from(argv).expect("flags parse");
         // Bind first, then serve: no waiting for start-up.
@@ -147,10 +147,10 @@ impl TestServer {
         let (store, feed) = (server.state.store.clone(), server.state.feed.clone());
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            let shutdown = async {
+            let stop = futures::stream::once(async {
                 let _ = stop_rx.await;
-            };
-            eventfeed::run(listener, server, shutdown).await.expect("server runs");
+            });
+            eventfeed::run(listener, server, Box::pin(stop)).await.expect("server runs");
         });
         TestServer {
             base,

@@ -42,6 +42,8 @@ export async function startServer({
     DATABASE_URL: databaseUrl,
     EVENTFEED_ADDR: '127.0.0.1:0',
     EVENTFEED_JWT_SECRET: secret,
+    // Stops at once; the drain has tests of its own.
+    EVENTFEED_DRAIN: '0',
     RUST_LOG: process.env.EVENTFEED_E2E_RUST_LOG || process.env.RUST_LOG || 'info',
     NO_COLOR: '1',
     ...env,
