@@ -1,4 +1,4 @@
-// Type declarations of eventfeed-client (CONTRACT.md section 8).
+// Type declarations of eventfeed-client (the library the README describes).
 
 /** Who appended an event. */
 export interface Actor {

@@ -1,5 +1,5 @@
 //! `GET /api/events/stream`: Server-Sent Events over the same store and
-//! cursor, resuming from `Last-Event-ID` (CONTRACT.md section 4).
+//! cursor, resuming from `Last-Event-ID` (docs/protocol.md).
 
 use std::convert::Infallible;
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! The Socket.IO feed (CONTRACT.md sections 3 and 7): authentication at
+//! The Socket.IO feed (docs/protocol.md): authentication at
 //! connect, replay then live delivery, and the client events.
 //!
 //! Generic over the adapter: the PostgreSQL adapter carries presence and
