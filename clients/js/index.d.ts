@@ -1,4 +1,4 @@
-// Type declarations of eventfeed-client (the library the README describes).
+// Type declarations of eventfeed-client (docs/client.md).
 
 /** Who appended an event. */
 export interface Actor {
