@@ -122,9 +122,9 @@ both_stores!(a_cursor_behind_retention_is_reset_not_skipped, |s: common::TestSer
     assert_eq!(rest[0]["data"]["i"], 3);
 });
 
-/// An SSE reset carries the head as its `id`, so an `EventSource` that
-/// reconnects before the next event resumes from there, not from the expired
-/// cursor (which would reset it again).
+// An SSE reset carries the head as its `id`, so an `EventSource` that
+// reconnects before the next event resumes from there, not from the expired
+// cursor (which would reset it again).
 both_stores!(an_sse_reset_moves_last_event_id_to_the_head, |s: common::TestServer| async move {
     let t = token("acme", "u1", &["publisher"]);
     append_numbered(&s, &t, 0..3).await;
