@@ -18,7 +18,7 @@ BEGIN
     RETURN NULL;
 END $$;
 
--- The names the server emits or listens for (CONTRACT.md section 1): a stored
+-- The names the server emits or listens for (docs/protocol.md, reserved types): a stored
 -- event of such a type would reach sockets as if the server had sent it.
 CREATE OR REPLACE FUNCTION eventfeed.is_reserved_type(t text) RETURNS boolean
 LANGUAGE sql IMMUTABLE AS $$
@@ -99,7 +99,7 @@ BEGIN
     RETURN stored;
 END $$;
 
--- The public SQL API (CONTRACT.md section 5).
+-- The public SQL API (docs/sql-api.md).
 -- audience is the envelope's form: NULL, or {"users": ["u-1", ...]}.
 -- data may take at most eventfeed.max_event_bytes bytes (default 262144,
 -- 256 KiB; set it like any setting, e.g. ALTER DATABASE app SET

@@ -1,4 +1,4 @@
-//! JWT verification (CONTRACT.md section 2), shared by the HTTP extractor and
+//! JWT verification (docs/protocol.md, authentication), shared by the HTTP extractor and
 //! the socket connect handler, and the roles a token grants. The key and the
 //! validation rules come from the configuration in `auth/keys.rs`.
 

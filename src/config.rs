@@ -1,5 +1,5 @@
 //! Typed configuration, loaded once from flags and environment variables
-//! (CONTRACT.md section 6). Secrets never print in `Debug`.
+//! (docs/configuration.md). Secrets never print in `Debug`.
 
 use std::fmt;
 use std::net::SocketAddr;

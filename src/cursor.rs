@@ -1,7 +1,7 @@
 //! The cursor: an event's place in the one total order over all events.
 //!
 //! It is `(tx_id, position)`: the writing transaction's id, then the insert
-//! position (DESIGN.md point 2). Clients see it as an opaque string and hand it
+//! position (docs/architecture.md, cursors). Clients see it as an opaque string and hand it
 //! back; `0` means "before the first event".
 
 use std::fmt;

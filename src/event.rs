@@ -12,7 +12,7 @@ mod filter;
 
 pub use filter::{MAX_TYPE_PATTERNS, TypeFilter};
 
-/// The stored event, in the one JSON form used everywhere (CONTRACT.md section 1).
+/// The stored event, in the one JSON form used everywhere (docs/protocol.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Event {
@@ -100,8 +100,8 @@ pub fn storable_json(what: &str, value: &Value) -> Result<(), Invalid> {
     }
 }
 
-/// Domains whose types the server itself emits or listens for (CONTRACT.md
-/// section 1): a stored event of such a type would reach sockets as if the
+/// Domains whose types the server itself emits or listens for (docs/protocol.md,
+/// reserved types): a stored event of such a type would reach sockets as if the
 /// server had sent it.
 const RESERVED_DOMAINS: [&str; 5] = ["feed", "auth", "presence", "request", "event"];
 /// Single reserved names, Socket.IO's own among them.

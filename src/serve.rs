@@ -74,7 +74,7 @@ pub async fn serve<T>(
 }
 
 /// Refuses requests whose headers exceed [`MAX_HEADERS`] or
-/// [`MAX_HEADER_BYTES`], with the contract's error body.
+/// [`MAX_HEADER_BYTES`], with the API's error body.
 pub async fn limit_headers(req: Request, next: Next) -> Response {
     let headers = req.headers();
     let bytes: usize = headers.iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum();

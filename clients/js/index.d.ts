@@ -1,4 +1,4 @@
-// Type declarations of eventfeed-client (CONTRACT.md section 8).
+// Type declarations of eventfeed-client (docs/client.md).
 
 /** Who appended an event. */
 export interface Actor {

@@ -4,7 +4,7 @@ CREATE SCHEMA IF NOT EXISTS eventfeed;
 
 CREATE TABLE eventfeed.events (
     -- Handed out at insert; not enough on its own to order events, because
-    -- transactions commit in another order than they insert (DESIGN.md point 2).
+    -- transactions commit in another order than they insert (docs/architecture.md).
     position    bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     -- The writing transaction's xid8, stored as bigint (xid8 is a 64-bit
     -- epoch-extended id, so it fits). Rows are read only below the snapshot

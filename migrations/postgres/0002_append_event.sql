@@ -46,7 +46,7 @@ BEGIN
     RETURN stored;
 END $$;
 
--- The public SQL API (CONTRACT.md section 5).
+-- The public SQL API (docs/sql-api.md).
 -- audience is the envelope's form: NULL, or {"users": ["u-1", ...]}.
 CREATE FUNCTION eventfeed.append_event(
     tenant_id text, stream text, type text, data jsonb,

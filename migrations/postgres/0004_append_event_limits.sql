@@ -1,4 +1,4 @@
--- The size limits of CONTRACT.md section 1 for the SQL API as well (installed
+-- The event size limits (docs/protocol.md) for the SQL API as well (installed
 -- by migration 0004, a link to this file; replaces append_event of
 -- append_event.sql). HTTP and sockets check them in the server.
 --

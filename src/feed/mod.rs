@@ -1,6 +1,6 @@
 //! The live feed: one tailer per process reads new events from the store
 //! when the doorbell rings and delivers them to this process's live sinks
-//! (DESIGN.md points 1, 6 and 7).
+//! (docs/architecture.md).
 //!
 //! A sink (a socket, after its replay) joins the live set only at the
 //! tailer's own cursor, so the hand-over from replay to live has no gap and no

@@ -1,4 +1,4 @@
-//! `GET /console`: the operator's web console (CONTRACT.md section 9).
+//! `GET /console`: the operator's web console (docs/console.md).
 //!
 //! Plain HTML, CSS and JavaScript from `console/`, compiled into the binary,
 //! so the console works on a machine with no internet and with no build step.

@@ -2,7 +2,7 @@
 //! handlers' `#[utoipa::path]` annotations as the router registers them, so
 //! a route cannot exist without its entry. This module holds what the
 //! annotations share: the document's frame, the security schemes, and the
-//! error answers, each with the contract's error body.
+//! error answers, each with the one error body.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -33,7 +33,8 @@ impl Modify for Frame {
     fn modify(&self, doc: &mut OpenApi) {
         let components = doc.components.get_or_insert_with(Default::default);
         let bearer = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT");
-        let bearer = bearer.description(Some("A JWT with `sub`, `exp` and the tenant claim (CONTRACT.md section 2)."));
+        let bearer = bearer
+            .description(Some("A JWT with `sub`, `exp` and the tenant claim (see docs/protocol.md, authentication)."));
         components.add_security_scheme("bearer", SecurityScheme::Http(bearer.build()));
         let query =
             ApiKeyValue::with_description("access_token", "The same JWT, for EventSource, which cannot set headers.");

@@ -30,7 +30,7 @@ async fn health() -> Json<Health> {
 }
 
 /// The store's answer to `/ready`'s ping must come within this, so the
-/// probe itself answers within the contract's 2 seconds.
+/// probe itself answers within its documented 2 seconds.
 const PING_BOUND: Duration = Duration::from_millis(1500);
 
 /// Which parts are ready.

@@ -1,4 +1,4 @@
-//! The HTTP API (CONTRACT.md section 4): one module per resource, each with
+//! The HTTP API (docs/http-api.md): one module per resource, each with
 //! `router()`, plus the extractors they share.
 
 mod audit;
@@ -60,7 +60,7 @@ pub struct Page {
     pub has_more: bool,
 }
 
-/// The caller, from `Authorization: Bearer …` (CONTRACT.md section 2).
+/// The caller, from `Authorization: Bearer …` (docs/protocol.md, authentication).
 pub struct AuthUser(pub Principal);
 
 impl FromRequestParts<AppState> for AuthUser {
@@ -72,7 +72,7 @@ impl FromRequestParts<AppState> for AuthUser {
     }
 }
 
-/// Query parameters, with the contract's error body when they do not parse.
+/// Query parameters, with the API's error body when they do not parse.
 pub struct Params<T>(pub T);
 
 impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Params<T> {
@@ -94,7 +94,7 @@ pub fn limit(limit: Option<i64>) -> Result<i64, Error> {
 }
 
 /// A JSON request body parsed into `T`; a body that is too large, unreadable
-/// or not the right JSON gets the contract's error body. The content type is
+/// or not the right JSON gets the API's error body. The content type is
 /// not checked: clients that send JSON as `text/plain` are served too.
 pub struct AppJson<T>(pub T);
 

@@ -1,5 +1,5 @@
 //! `GET /api/events/stream`: Server-Sent Events over the same store and
-//! cursor, resuming from `Last-Event-ID` (CONTRACT.md section 4).
+//! cursor, resuming from `Last-Event-ID` (docs/protocol.md).
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -48,12 +48,13 @@ struct StreamQuery {
 }
 
 /// One message of the stream: an event (`id` its cursor, `event` its type,
-/// `data` the envelope), or `feed:reset` (data `{"cursor", "reason"}`), or `auth:expired`
+/// `data` the envelope), or `feed:reset` (`id` and data's `cursor` the head,
+/// data `{"cursor", "reason"}`), or `auth:expired`
 /// (data `{"exp"}`) before the stream ends. Comments keep it alive every 15 s.
 #[derive(ToSchema)]
 #[allow(dead_code)] // Only its schema is used: axum's `Sse` writes the messages.
 struct SseMessage {
-    /// The cursor, on events.
+    /// The cursor, on events and `feed:reset`.
     id: Option<String>,
     event: String,
     /// JSON: the envelope of an event, or the `feed:reset` / `auth:expired` payload.
@@ -107,7 +108,10 @@ async fn send_all(state: &AppState, who: &Principal, types: &TypeFilter, start: 
     let after = match start {
         Start::After(cursor) => cursor,
         Start::Reset { head } => {
-            send(tx, SseEvent::default().event("feed:reset"), &Reset::expired(head)).await?;
+            // Its id moves `Last-Event-ID` past the expired cursor, so a
+            // reconnect before the next event is not reset again.
+            let reset = SseEvent::default().id(head.to_string()).event("feed:reset");
+            send(tx, reset, &Reset::expired(head)).await?;
             head
         }
     };

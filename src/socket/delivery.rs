@@ -1,5 +1,5 @@
 //! One socket's delivery: replay what it missed, paced to what the socket
-//! drains, then join the live feed at the tailer's cursor (DESIGN.md point 6).
+//! drains, then join the live feed at the tailer's cursor (docs/architecture.md).
 //! If the socket falls behind live, it leaves, catches up the same way, and
 //! joins again.
 

@@ -1,4 +1,4 @@
-//! Client → server events (CONTRACT.md sections 3 and 7).
+//! Client → server events (docs/protocol.md).
 
 use std::sync::Arc;
 

@@ -1,5 +1,5 @@
-//! The handshake's `auth` object, `{ token, after?, consumer? }` (CONTRACT.md
-//! section 3, the README's Socket.IO API), deserialized once at connect.
+//! The handshake's `auth` object, `{ token, after?, consumer? }` (docs/protocol.md,
+//! the handshake), deserialized once at connect.
 
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer};

@@ -1,5 +1,5 @@
-//! The Socket.IO feed: authentication at connect, replay then live
-//! delivery, the client events, and presence announcements.
+//! The Socket.IO feed (docs/protocol.md): authentication at connect, replay
+//! then live delivery, the client events, and presence announcements.
 //!
 //! Generic over the adapter: the PostgreSQL adapter carries typing relays
 //! between processes; a single embedded process uses the local one.

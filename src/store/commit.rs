@@ -1,4 +1,4 @@
-//! Group commit (DESIGN.md point 5): appends that arrive together share one
+//! Group commit (docs/architecture.md): appends that arrive together share one
 //! transaction, so one WAL flush and one NOTIFY serve them all, while each
 //! request keeps its own outcome.
 

@@ -2,7 +2,7 @@
 //!
 //! Reads only see rows below the snapshot horizon (`tx_id` lower than every
 //! transaction still open), so a reader never passes an event that commits
-//! later (DESIGN.md point 2).
+//! later (docs/architecture.md, cursors).
 //!
 //! This file connects (running the migrations and installing the SQL API),
 //! holds the pools and retention's prune, and opens the doorbell; reads are
@@ -21,9 +21,12 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 mod append;
 #[path = "pg_consumers.rs"]
 mod consumers;
+#[path = "pg_migrations.rs"]
+mod migrations;
 #[path = "pg_read.rs"]
 mod read;
 
+pub use migrations::migrator;
 pub use read::READ_FEED;
 
 use super::Doorbell;
@@ -65,7 +68,7 @@ impl PgStore {
         // index scan is right at any size, so these reads run with bitmap scans
         // off, on connections of their own: appends need bitmap scans.
         let pools = Arc::new(Pools::new(options.clone()));
-        sqlx::migrate!("./migrations/postgres")
+        migrations::migrator()
             .run(&pools.current().main)
             .await
             .map_err(|e| anyhow::anyhow!("database migration failed: {e}"))?;

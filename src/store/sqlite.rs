@@ -1,5 +1,5 @@
 //! The embedded SQLite store: the zero-setup default, one file, one process
-//! (DESIGN.md point 8).
+//! (docs/architecture.md).
 //!
 //! SQLite has one writer at a time, so commit order is position order: every
 //! event's cursor is `(1, position)`, `position` being an AUTOINCREMENT rowid

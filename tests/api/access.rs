@@ -1,5 +1,5 @@
 //! Tokens, roles, tenant isolation, audience, and the bad-input list: every
-//! refusal is the contract's error body, never a 500.
+//! refusal is the API's error body, never a 500.
 
 use crate::common;
 

@@ -1,7 +1,8 @@
-//! The deployment files agree with the README: `docker-compose.yml` parses and
-//! has the services, ports and settings the README describes, the `Dockerfile`
-//! serves on the port the compose file maps, and every setting the server reads
-//! is documented in the README and in `.env.example`. No Docker engine is needed.
+//! The deployment files agree with their documentation: `docker-compose.yml`
+//! parses and has the services, ports and settings docs/operations.md
+//! describes, the `Dockerfile` serves on the port the compose file maps, and
+//! every setting the server reads is documented in docs/configuration.md and
+//! in `.env.example`. No Docker engine is needed.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -123,16 +124,19 @@ fn nodes_share_postgres_and_a_secret_on_their_own_ports() {
 }
 
 #[test]
-fn readme_describes_the_compose_services() {
-    let readme = read("README.md");
-    assert!(readme.contains("docker compose up"), "the README says how to start the compose file");
-    assert!(readme.contains("`postgres:16`"), "the README names the postgres image");
-    assert!(readme.contains(DATABASE_URL), "the README gives the nodes' DATABASE_URL");
+fn the_operations_page_describes_the_compose_services() {
+    let page = read("docs/operations.md");
+    assert!(page.contains("docker compose up"), "docs/operations.md says how to start the compose file");
+    assert!(page.contains("`postgres:16`"), "docs/operations.md names the postgres image");
+    assert!(page.contains(DATABASE_URL), "docs/operations.md gives the nodes' DATABASE_URL");
     for name in ["postgres"].into_iter().chain(NODES.map(|(name, _)| name)) {
-        assert!(readme.contains(&format!("`{name}`")), "the README names the service `{name}`");
+        assert!(page.contains(&format!("`{name}`")), "docs/operations.md names the service `{name}`");
     }
     for (name, port) in NODES {
-        assert!(readme.contains(&format!("127.0.0.1:{port}")), "the README gives {name}'s address 127.0.0.1:{port}");
+        assert!(
+            page.contains(&format!("127.0.0.1:{port}")),
+            "docs/operations.md gives {name}'s address 127.0.0.1:{port}"
+        );
     }
 }
 
@@ -166,10 +170,10 @@ fn settings() -> BTreeSet<String> {
 fn every_setting_is_documented() {
     let names = settings();
     assert!(names.contains("DATABASE_URL") && names.contains("EVENTFEED_JWT_SECRET"), "found {names:?}");
-    let readme = read("README.md");
+    let page = read("docs/configuration.md");
     let example = read(".env.example");
     for name in &names {
-        assert!(readme.contains(&format!("| `{name}` |")), "the README's configuration table has a row for {name}");
+        assert!(page.contains(&format!("| `{name}` |")), "docs/configuration.md's table has a row for {name}");
         assert!(example.contains(&format!("{name}=")), ".env.example lists {name}");
     }
 }

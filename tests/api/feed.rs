@@ -122,6 +122,30 @@ both_stores!(a_cursor_behind_retention_is_reset_not_skipped, |s: common::TestSer
     assert_eq!(rest[0]["data"]["i"], 3);
 });
 
+// An SSE reset carries the head as its `id`, so an `EventSource` that
+// reconnects before the next event resumes from there, not from the expired
+// cursor (which would reset it again).
+both_stores!(an_sse_reset_moves_last_event_id_to_the_head, |s: common::TestServer| async move {
+    let t = token("acme", "u1", &["publisher"]);
+    append_numbered(&s, &t, 0..3).await;
+    s.store.prune(chrono::Utc::now() + chrono::Duration::seconds(5)).await.unwrap();
+    let (_, page) = s.get(&t, "/api/events?after=0").await;
+    let head = page["reset"]["cursor"].as_str().expect("a reset").to_owned();
+    let url = format!("{}/api/events/stream?access_token={t}", s.base);
+    let response = s.http.get(&url).header("Last-Event-ID", "0").send().await.unwrap();
+    let mut body = response.bytes_stream();
+    let mut text = String::new();
+    while !text.contains("\n\n") {
+        let chunk =
+            tokio::time::timeout(Duration::from_secs(5), body.next()).await.expect("SSE data").unwrap().unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let frame = &text[..text.find("\n\n").unwrap()];
+    let field = |name: &str| frame.lines().find_map(|l| l.strip_prefix(name)).map(str::trim);
+    assert_eq!(field("event:"), Some("feed:reset"), "{frame}");
+    assert_eq!(field("id:"), Some(head.as_str()), "{frame}");
+});
+
 /// Live delivery writes each socket once per tailer read: with Nagle's
 /// algorithm on, such a write would wait for the client to acknowledge the
 /// previous one (up to a delayed-ACK timeout). Every accepted connection has

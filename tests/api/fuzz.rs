@@ -1,5 +1,5 @@
 //! The HTTP API driven with random and malformed requests, on both stores:
-//! no answer is a 5xx, and every 4xx carries the contract's error body.
+//! no answer is a 5xx, and every 4xx carries the API's error body.
 //! The seed is printed; `EVENTFEED_FUZZ_SEED` replays a run and
 //! `EVENTFEED_FUZZ_CASES` sets its length.
 

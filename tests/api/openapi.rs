@@ -1,5 +1,5 @@
-//! The OpenAPI document against the router and the README: every operation
-//! the README's HTTP API lists is in the document, every documented
+//! The OpenAPI document against the router and docs/http-api.md: every
+//! operation the page lists is in the document, every documented
 //! operation is served, and a documented path serves no other method.
 
 use crate::common;
@@ -10,11 +10,12 @@ use common::token;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-/// `METHOD /path` of every operation named in a `### ` heading of the README.
-fn readme_operations() -> BTreeSet<(String, String)> {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README.md");
+/// `METHOD /path` of every operation named in a `### ` heading of docs/http-api.md.
+fn page_operations() -> BTreeSet<(String, String)> {
+    let page =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/http-api.md")).expect("docs/http-api.md");
     let mut found = BTreeSet::new();
-    for line in readme.lines().filter(|l| l.starts_with("### ")) {
+    for line in page.lines().filter(|l| l.starts_with("### ")) {
         for quoted in line.split('`').skip(1).step_by(2) {
             if let Some((method, path)) = quoted.split_once(' ')
                 && ["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&method)
@@ -54,9 +55,9 @@ both_stores!(the_document_covers_every_route, |s: common::TestServer| async move
     let doc: Value = response.json().await.expect("JSON");
     assert_eq!(doc["openapi"], "3.1.0");
     let ops = documented(&doc);
-    let listed = readme_operations();
-    assert!(listed.len() >= 10, "README headings: {listed:?}");
-    assert_eq!(ops, listed, "the document's operations and the README's HTTP API headings differ");
+    let listed = page_operations();
+    assert!(listed.len() >= 10, "docs/http-api.md headings: {listed:?}");
+    assert_eq!(ops, listed, "the document's operations and the headings of docs/http-api.md differ");
 
     let admin = token("acme", "u1", &["admin"]);
     for (method, path) in &ops {

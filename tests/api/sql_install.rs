@@ -9,7 +9,6 @@ use common::{TestDb, TestServer, token};
 use reqwest::StatusCode;
 use serde_json::json;
 use sqlx::PgPool;
-use uuid::Uuid;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_of_the_previous_release_upgrades() {
@@ -53,20 +52,44 @@ async fn a_database_of_the_previous_release_upgrades() {
 }
 
 /// A database with the migrations up to `last` (its number), run as a
-/// release that shipped them ran them.
+/// release that shipped them ran them: it recorded their shipped checksums.
 async fn migrated_to(db: &TestDb, last: &str) -> PgPool {
-    let dir = std::env::temp_dir().join(format!("ef_old_migrations_{}", Uuid::new_v4().simple()));
-    std::fs::create_dir(&dir).unwrap();
-    for entry in std::fs::read_dir("migrations/postgres").unwrap() {
-        let name = entry.unwrap().file_name().into_string().unwrap();
-        if name.get(..4).is_some_and(|number| number <= last) {
-            std::fs::copy(format!("migrations/postgres/{name}"), dir.join(&name)).unwrap();
-        }
-    }
+    let last: i64 = last.parse().unwrap();
+    let mut migrator = eventfeed::store::postgres::migrator();
+    migrator.migrations.to_mut().retain(|m| m.version <= last);
     let pool = PgPool::connect(&db.url).await.unwrap();
-    sqlx::migrate::Migrator::new(dir.as_path()).await.unwrap().run(&pool).await.unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
+    migrator.run(&pool).await.unwrap();
     pool
+}
+
+/// SHA-384 of each migration as its release shipped it: what every database
+/// migrated since holds in `_sqlx_migrations`.
+const SHIPPED_CHECKSUMS: [(i64, &str); 6] = [
+    (1, "d767972e70e9d403a236b3cac384d56f753a06e9a5c77d21e74c000f3d5360dc613df1fa3a35898fd06a5795d60b40cc"),
+    (2, "ec51916d6224720df186b8f9858933e32330b808f6a42593542737ad896f3fe779c427b4a229a4e83467cb6eeed99570"),
+    (3, "cb654adc89bd23e636ad430defc7540bd6f1f709deb0e07f1e08a66eb0815bab16e1e0bbcecaad136539adc8529fca81"),
+    (4, "5a4bea26f468097769f7c60d1b3f551c2c19ae5dcfc135332bc43dc7d33c5b5f4d46665973bc7dd9b94ba3c1cb2a7764"),
+    (5, "f62611a5ac6e6c52411d1c9f3520fcc9869eaffff7b550caab489da5199a83aedea8aca8f6888fcacb3d55028a5ecd0e"),
+    (6, "e43a1ea4cd34bc82b78071d188394aa2b3aeaa0cd7229d10b84e7712931202036046c5a86cff7630a5ef6bf55268409d"),
+];
+
+/// sqlx refuses to start on a database whose recorded checksum of an applied
+/// migration differs from the server's: a new database must record exactly
+/// what the shipped releases recorded, or those databases stop starting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_database_records_the_shipped_checksums() {
+    let db = TestDb::create().await;
+    migrate(&db).await;
+    let pool = PgPool::connect(&db.url).await.unwrap();
+    let recorded: Vec<(i64, String)> =
+        sqlx::query_as("SELECT version, encode(checksum, 'hex') FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let shipped: Vec<(i64, String)> = SHIPPED_CHECKSUMS.iter().map(|(v, hex)| (*v, hex.to_string())).collect();
+    assert_eq!(recorded[..shipped.len()], shipped[..], "a shipped migration's checksum changed");
+    pool.close().await;
+    db.drop_db().await;
 }
 
 /// `eventfeed migrate`: the schema's migrations, then the functions of sql/api.sql.

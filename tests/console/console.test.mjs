@@ -13,7 +13,7 @@ const T = 'acme';
 const admin = token(T, 'u-ops', { name: 'Olga Ops', roles: ['admin'] });
 const publisher = token(T, 'u-billing', { name: 'Billing service', roles: ['publisher'] });
 const outsider = token('globex', 'u-globex', { roles: ['publisher'] });
-// The README's screenshots are refreshed with EVENTFEED_SCREENSHOTS=docs; other runs keep theirs in target/.
+// The screenshots in docs/ are refreshed with EVENTFEED_SCREENSHOTS=docs; other runs keep theirs in target/.
 const docs = path.join(repoRoot, process.env.EVENTFEED_SCREENSHOTS || 'target/console-screens');
 let db, server, browser, page, seen;
 

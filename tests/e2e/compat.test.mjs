@@ -1,4 +1,4 @@
-// CONTRACT.md section 7: client code written for hand-made Socket.IO servers.
+// Client code written for hand-made Socket.IO servers.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

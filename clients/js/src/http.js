@@ -1,7 +1,7 @@
 // HTTP calls to the eventfeed API, and the one error type every failure
 // becomes, whether it came over HTTP or in a socket acknowledgement.
 
-/** An error answer of the server: `code` is the contract's error code. */
+/** An error answer of the server: `code` is one of the protocol's error codes (docs/protocol.md). */
 export class FeedError extends Error {
   constructor({ code = 'internal', message = code, currentVersion } = {}) {
     super(message);

@@ -1,4 +1,4 @@
-// eventfeed-client: the client half of eventfeed (CONTRACT.md section 8).
+// eventfeed-client: the client half of eventfeed (docs/protocol.md is the protocol it speaks).
 //
 // One EventFeed follows one feed: over Socket.IO while it connects, over SSE
 // or long-polling while it cannot, and always from the last delivered cursor,

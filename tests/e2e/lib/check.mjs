@@ -20,7 +20,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const RFC3339_MS_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 export const ERROR_CODES = ['invalid', 'invalid_cursor', 'unauthorized', 'forbidden', 'conflict', 'too_large', 'rate_limited', 'internal'];
 
-/** The envelope of CONTRACT.md section 1: exactly these fields, in these formats. */
+/** The envelope (docs/protocol.md): exactly these fields, in these formats. */
 export function assertEnvelope(e, expect = {}) {
   assert.ok(e && typeof e === 'object', `envelope is an object: ${JSON.stringify(e)}`);
   assert.deepEqual(Object.keys(e).sort(), ENVELOPE_KEYS, `envelope fields of ${JSON.stringify(e)}`);
