@@ -123,6 +123,18 @@ fn nodes_share_postgres_and_a_secret_on_their_own_ports() {
     assert_eq!(secrets.len(), 1, "both nodes verify tokens with the same secret");
 }
 
+/// A stopped node drains (5 s by default), then may take up to 10 s to
+/// answer what it has received: compose must not kill it sooner.
+#[test]
+fn nodes_have_time_to_drain() {
+    let doc = compose();
+    for (name, _) in NODES {
+        let grace = service(&doc, name)["stop_grace_period"].as_str().unwrap_or("10s (compose's default)");
+        let seconds: u64 = grace.strip_suffix('s').and_then(|s| s.parse().ok()).unwrap_or(0);
+        assert!(seconds >= 15, "{name}: stop_grace_period {grace} leaves no time for the drain plus 10 s");
+    }
+}
+
 #[test]
 fn the_operations_page_describes_the_compose_services() {
     let page = read("docs/operations.md");
