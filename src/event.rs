@@ -103,9 +103,9 @@ pub fn storable_json(what: &str, value: &Value) -> Result<(), Invalid> {
 /// Domains whose types the server itself emits or listens for (docs/protocol.md,
 /// reserved types): a stored event of such a type would reach sockets as if the
 /// server had sent it.
-const RESERVED_DOMAINS: [&str; 5] = ["feed", "auth", "presence", "request", "event"];
+pub const RESERVED_DOMAINS: [&str; 5] = ["feed", "auth", "presence", "request", "event"];
 /// Single reserved names, Socket.IO's own among them.
-const RESERVED_TYPES: [&str; 8] =
+pub const RESERVED_TYPES: [&str; 8] =
     ["user:online", "user:offline", "user:typing", "reconnected", "connect", "disconnect", "connect_error", "error"];
 
 /// `domain:action`: 1–100 characters, at least one `:`, parts of `[A-Za-z0-9_.-]+`,

@@ -17,5 +17,6 @@ mod openapi;
 mod ordering;
 mod outbox;
 mod protocol_doc;
+mod rules_agree;
 mod sql_api;
 mod sql_install;
