@@ -62,8 +62,13 @@ async function request(base, path, { method = "GET", token, body, signal, init =
     if (signal?.aborted) throw err;
     throw asFeedError(err, "network");
   }
-  if (res.ok) return res.status === 204 ? null : res.json();
-  throw await errorOf(res);
+  if (!res.ok) throw await errorOf(res);
+  if (res.status === 204) return null;
+  try {
+    return await res.json();
+  } catch (err) {
+    throw asFeedError(err, err instanceof SyntaxError ? "internal" : "network");
+  }
 }
 async function errorOf(res) {
   const byStatus = { 401: "unauthorized", 403: "forbidden", 404: "not_found", 429: "rate_limited", 503: "unavailable" };

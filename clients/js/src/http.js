@@ -67,8 +67,14 @@ export async function request(base, path, { method = 'GET', token, body, signal,
     if (signal?.aborted) throw err;
     throw asFeedError(err, 'network');
   }
-  if (res.ok) return res.status === 204 ? null : res.json();
-  throw await errorOf(res);
+  if (!res.ok) throw await errorOf(res);
+  if (res.status === 204) return null;
+  try {
+    return await res.json();
+  } catch (err) {
+    // A body that is not JSON (a proxy's page) is the server's fault; one cut short, the network's.
+    throw asFeedError(err, err instanceof SyntaxError ? 'internal' : 'network');
+  }
 }
 
 /** The FeedError of a failed response, from its JSON error body if it has one. */
