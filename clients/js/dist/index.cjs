@@ -25,6 +25,53 @@ __export(index_exports, {
 });
 module.exports = __toCommonJS(index_exports);
 
+// src/ack.js
+var ACK_EVERY_MS = 1e3;
+var ConsumerAcks = class {
+  /** @param {import('./index.js').EventFeed} feed */
+  constructor(feed) {
+    this.feed = feed;
+    this.timer = null;
+    this.due = false;
+    this.sent = Promise.resolve();
+  }
+  /** A cursor was delivered: ack it within a second. */
+  schedule() {
+    if (!this.feed.consumer || this.feed._stopped()) return;
+    this.due = true;
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.sent = this.send().catch((err) => {
+        this.feed._error(err, "the consumer ack failed");
+        this.schedule();
+      });
+    }, ACK_EVERY_MS);
+  }
+  /** Sends the last ack now, once the one under way is done. */
+  async flush() {
+    clearTimeout(this.timer);
+    await this.sent;
+    await this.send().catch((err) => this.feed._log("last ack failed", err));
+  }
+  stop() {
+    clearTimeout(this.timer);
+  }
+  async send() {
+    const feed = this.feed;
+    if (!this.due || !feed.cursor) return;
+    this.due = false;
+    const cursor = feed.cursor;
+    try {
+      if (feed._socketConnected()) await feed._link.call("feed:ack", { cursor });
+      else await feed._http("POST", "/api/events/ack", { consumer: feed.consumer, cursor });
+    } catch (err) {
+      this.due = true;
+      throw err;
+    }
+  }
+};
+
 // src/http.js
 var FeedError = class extends Error {
   /**
@@ -255,6 +302,66 @@ function audit(feed, { type, stream: name, actor, from, to, after, limit } = {})
   const next = (page, p) => ({ ...p, after: page.cursor });
   return pages(feed, "/api/audit", { type, stream: name, actor, from, to, after, limit }, next);
 }
+
+// src/listeners.js
+var Listeners = class {
+  /** @param {boolean} debug log each step with `console.debug` */
+  constructor(debug) {
+    this.status = "connecting";
+    this._debug = debug;
+    this._statusHandlers = /* @__PURE__ */ new Set();
+    this._resetHandlers = /* @__PURE__ */ new Set();
+    this._errorHandlers = /* @__PURE__ */ new Set();
+  }
+  /** `handler({ status, reason?, error? })` at every change of `feed.status`. */
+  onStatus(handler) {
+    return this._add(this._statusHandlers, handler);
+  }
+  onReset(handler) {
+    return this._add(this._resetHandlers, handler);
+  }
+  /** `handler(error)` for every FeedError the feed recovers from by itself. */
+  onError(handler) {
+    return this._add(this._errorHandlers, handler);
+  }
+  /** Whether the feed stopped for good: closed, or its token refused. */
+  _stopped() {
+    return this.status === "closed" || this.status === "unauthorized";
+  }
+  _setStatus(status, reason, error) {
+    if (this.status === status || this.status === "closed") return;
+    if (this.status === "unauthorized" && status !== "closed") return;
+    this.status = status;
+    this._log("status", status, reason ?? "");
+    const info = { status };
+    if (reason !== void 0) info.reason = reason;
+    if (error !== void 0) info.error = error;
+    for (const h of [...this._statusHandlers]) h(info);
+  }
+  _error(err, context) {
+    const error = asFeedError(err, "internal");
+    this._log(context, error);
+    for (const h of [...this._errorHandlers]) h(error);
+  }
+  _log(...args) {
+    if (this._debug) console.debug("eventfeed:", ...args);
+  }
+  /** Calls a handler, reporting what it throws instead of rethrowing it. */
+  _call(handler, ...args) {
+    try {
+      handler(...args);
+    } catch (err) {
+      if (typeof reportError === "function") reportError(err);
+      else console.error("eventfeed: a handler threw", err);
+    }
+  }
+  /** Adds a guarded `handler` to `set`; returns its remover. */
+  _add(set, handler) {
+    const entry = (...args) => this._call(handler, ...args);
+    set.add(entry);
+    return () => set.delete(entry);
+  }
+};
 
 // src/presence.js
 var RELIST_MS = 1e3;
@@ -667,7 +774,6 @@ function settings(o) {
   const reconnectionDelay = o.reconnectionDelay ?? 500;
   return {
     tenantClaim: o.tenantClaim ?? "tenant_id",
-    debug: Boolean(o.debug),
     path: o.path,
     transports: o.transports,
     withCredentials: o.withCredentials,
@@ -687,9 +793,9 @@ function settings(o) {
 }
 
 // src/index.js
-var ACK_EVERY_MS = 1e3;
-var EventFeed = class {
+var EventFeed = class extends Listeners {
   constructor(url, options = {}) {
+    super(Boolean(options.debug));
     this.url = String(url).replace(/\/+$/, "");
     this._opts = settings(options);
     this.namespace = options.namespace ?? "/";
@@ -699,20 +805,16 @@ var EventFeed = class {
     this._fallbackAfter = options.fallbackAfter ?? 3;
     this._tokens = new TokenSource(options.token);
     this.cursor = null;
-    this.status = "connecting";
     this._after = checkAfter(options.after);
     this._cursorFrom = null;
     this._claims = {};
     this._store = new CursorStore(options.storage ?? defaultStorage(), (err) => this._error(err, "storage"));
     this._handlers = /* @__PURE__ */ new Map();
-    this._statusHandlers = /* @__PURE__ */ new Set();
-    this._resetHandlers = /* @__PURE__ */ new Set();
-    this._errorHandlers = /* @__PURE__ */ new Set();
     this._presence = new Presence(this);
     this._overlap = [];
     this._link = null;
     this._fallback = null;
-    this._ack = { timer: null, due: false, sent: Promise.resolve() };
+    this._acks = new ConsumerAcks(this);
     this._ready = this._start();
   }
   async _start() {
@@ -736,17 +838,6 @@ var EventFeed = class {
    */
   on(type, handler) {
     return this._add(this._handlers.get(type) ?? this._handlers.set(type, /* @__PURE__ */ new Set()).get(type), handler);
-  }
-  /** `handler({ status, reason?, error? })` at every change of `feed.status`. */
-  onStatus(handler) {
-    return this._add(this._statusHandlers, handler);
-  }
-  onReset(handler) {
-    return this._add(this._resetHandlers, handler);
-  }
-  /** `handler(error)` for every FeedError the feed recovers from by itself. */
-  onError(handler) {
-    return this._add(this._errorHandlers, handler);
   }
   /** `handler(users, { online })` now (once known) and at every change of who is online. */
   onPresence(handler) {
@@ -805,8 +896,7 @@ var EventFeed = class {
     this._setStatus("closed");
     this._halt();
     await this._ready;
-    await this._ack.sent;
-    await this._sendAck().catch((err) => this._log("last ack failed", err));
+    await this._acks.flush();
     await this._store.flushed();
     this._link?.close();
   }
@@ -880,26 +970,6 @@ var EventFeed = class {
     this._halt();
     this._link?.close();
   }
-  _error(err, context) {
-    const error = asFeedError(err, "internal");
-    this._log(context, error);
-    for (const h of [...this._errorHandlers]) h(error);
-  }
-  _stopped() {
-    return this.status === "closed" || this.status === "unauthorized";
-  }
-  _log(...args) {
-    if (this._opts.debug) console.debug("eventfeed:", ...args);
-  }
-  /** Calls a handler; one that throws must not stop the others, nor the feed. */
-  _call(handler, ...args) {
-    try {
-      handler(...args);
-    } catch (err) {
-      if (typeof reportError === "function") reportError(err);
-      else console.error("eventfeed: a handler threw", err);
-    }
-  }
   async _http(method, path, body) {
     await this._ready;
     const init = this._opts.fetchInit;
@@ -912,11 +982,6 @@ var EventFeed = class {
     }
   }
   // ---- internals ----
-  _add(set, handler) {
-    const entry = (...args) => this._call(handler, ...args);
-    set.add(entry);
-    return () => set.delete(entry);
-  }
   _key() {
     const [tenant, user] = [this._claims[this._opts.tenantClaim], this._claims.sub];
     return cursorKey({ url: this.url, namespace: this.namespace, tenant, user, types: this.types, consumer: this.consumer });
@@ -928,7 +993,7 @@ var EventFeed = class {
   _deliver(e) {
     this._setCursor(e.cursor);
     for (const key of [e.type, "*"]) for (const h of [...this._handlers.get(key) ?? []]) h(e);
-    this._scheduleAck();
+    this._acks.schedule();
   }
   _wanted(type) {
     if (!this.types) return true;
@@ -937,16 +1002,6 @@ var EventFeed = class {
   _setCursor(cursor) {
     this._useCursor(cursor, "delivered");
     this._store.save(cursor);
-  }
-  _setStatus(status, reason, error) {
-    if (this.status === status || this.status === "closed") return;
-    if (this.status === "unauthorized" && status !== "closed") return;
-    this.status = status;
-    this._log("status", status, reason ?? "");
-    const info = { status };
-    if (reason !== void 0) info.reason = reason;
-    if (error !== void 0) info.error = error;
-    for (const h of [...this._statusHandlers]) h(info);
   }
   /** A feed that starts without a cursor takes the head, so a reconnect replays what it missed. */
   _adoptHead() {
@@ -960,7 +1015,7 @@ var EventFeed = class {
   _halt() {
     this._stopFallback();
     this._presence.stop();
-    clearTimeout(this._ack.timer);
+    this._acks.stop();
   }
   _stopFallback() {
     this._fallback?.stop();
@@ -971,30 +1026,6 @@ var EventFeed = class {
     this._stopFallback();
     this._fallback = new HttpFeed(this, kind);
     this._fallback.start();
-  }
-  _scheduleAck() {
-    if (!this.consumer || this._stopped()) return;
-    this._ack.due = true;
-    if (this._ack.timer) return;
-    this._ack.timer = setTimeout(() => {
-      this._ack.timer = null;
-      this._ack.sent = this._sendAck().catch((err) => {
-        this._error(err, "the consumer ack failed");
-        this._scheduleAck();
-      });
-    }, ACK_EVERY_MS);
-  }
-  async _sendAck() {
-    if (!this._ack.due || !this.cursor) return;
-    this._ack.due = false;
-    const cursor = this.cursor;
-    try {
-      if (this._socketConnected()) await this._link.call("feed:ack", { cursor });
-      else await this._http("POST", "/api/events/ack", { consumer: this.consumer, cursor });
-    } catch (err) {
-      this._ack.due = true;
-      throw err;
-    }
   }
 };
 var index_default = EventFeed;

@@ -7,21 +7,22 @@
 // socket comes back while the fallback still reads, is removed by cursor
 // equality alone (cursors are opaque: the client never compares their order).
 
+import { ConsumerAcks } from './ack.js';
 import { HttpFeed } from './fallback.js';
 import { audit, history, stream } from './history.js';
-import { FeedError, asFeedError, request, uuid } from './http.js';
+import { FeedError, request, uuid } from './http.js';
+import { Listeners } from './listeners.js';
 import { Presence } from './presence.js';
 import { openSocket } from './socket.js';
 import { CursorStore, cursorKey, defaultStorage } from './storage.js';
 import { TokenSource, claims, keepTrying } from './token.js';
 import { checkAfter, checkTypes, settings } from './options.js';
 
-const ACK_EVERY_MS = 1000;
-
 export { FeedError };
 
-export class EventFeed {
+export class EventFeed extends Listeners {
   constructor(url, options = {}) {
+    super(Boolean(options.debug));
     this.url = String(url).replace(/\/+$/, '');
     this._opts = settings(options);
     this.namespace = options.namespace ?? '/';
@@ -33,23 +34,18 @@ export class EventFeed {
     this._tokens = new TokenSource(options.token);
     /** @type {string | null} */
     this.cursor = null;
-    /** @type {import('../index.js').Status} */
-    this.status = 'connecting';
     this._after = checkAfter(options.after);
     this._cursorFrom = null;
     this._claims = {};
     this._store = new CursorStore(options.storage ?? defaultStorage(), (err) => this._error(err, 'storage'));
     this._handlers = new Map();
-    this._statusHandlers = new Set();
-    this._resetHandlers = new Set();
-    this._errorHandlers = new Set();
     this._presence = new Presence(this);
     // Cursors the fallback delivered since the socket's latest handshake:
     // the socket's replay repeats exactly these first.
     this._overlap = [];
     this._link = null;
     this._fallback = null;
-    this._ack = { timer: null, due: false, sent: Promise.resolve() };
+    this._acks = new ConsumerAcks(this);
     this._ready = this._start();
   }
 
@@ -75,20 +71,6 @@ export class EventFeed {
    */
   on(type, handler) {
     return this._add(this._handlers.get(type) ?? this._handlers.set(type, new Set()).get(type), handler);
-  }
-
-  /** `handler({ status, reason?, error? })` at every change of `feed.status`. */
-  onStatus(handler) {
-    return this._add(this._statusHandlers, handler);
-  }
-
-  onReset(handler) {
-    return this._add(this._resetHandlers, handler);
-  }
-
-  /** `handler(error)` for every FeedError the feed recovers from by itself. */
-  onError(handler) {
-    return this._add(this._errorHandlers, handler);
   }
 
   /** `handler(users, { online })` now (once known) and at every change of who is online. */
@@ -160,8 +142,7 @@ export class EventFeed {
     this._setStatus('closed');
     this._halt();
     await this._ready;
-    await this._ack.sent;
-    await this._sendAck().catch((err) => this._log('last ack failed', err));
+    await this._acks.flush();
     await this._store.flushed();
     this._link?.close();
   }
@@ -248,30 +229,6 @@ export class EventFeed {
     this._link?.close();
   }
 
-  _error(err, context) {
-    const error = asFeedError(err, 'internal');
-    this._log(context, error);
-    for (const h of [...this._errorHandlers]) h(error);
-  }
-
-  _stopped() {
-    return this.status === 'closed' || this.status === 'unauthorized';
-  }
-
-  _log(...args) {
-    if (this._opts.debug) console.debug('eventfeed:', ...args);
-  }
-
-  /** Calls a handler; one that throws must not stop the others, nor the feed. */
-  _call(handler, ...args) {
-    try {
-      handler(...args);
-    } catch (err) {
-      if (typeof reportError === 'function') reportError(err);
-      else console.error('eventfeed: a handler threw', err);
-    }
-  }
-
   async _http(method, path, body) {
     await this._ready;
     const init = this._opts.fetchInit;
@@ -286,12 +243,6 @@ export class EventFeed {
 
   // ---- internals ----
 
-  _add(set, handler) {
-    const entry = (...args) => this._call(handler, ...args);
-    set.add(entry);
-    return () => set.delete(entry);
-  }
-
   _key() {
     const [tenant, user] = [this._claims[this._opts.tenantClaim], this._claims.sub];
     return cursorKey({ url: this.url, namespace: this.namespace, tenant, user, types: this.types, consumer: this.consumer });
@@ -305,7 +256,7 @@ export class EventFeed {
   _deliver(e) {
     this._setCursor(e.cursor);
     for (const key of [e.type, '*']) for (const h of [...(this._handlers.get(key) ?? [])]) h(e);
-    this._scheduleAck();
+    this._acks.schedule();
   }
 
   _wanted(type) {
@@ -316,17 +267,6 @@ export class EventFeed {
   _setCursor(cursor) {
     this._useCursor(cursor, 'delivered');
     this._store.save(cursor);
-  }
-
-  _setStatus(status, reason, error) {
-    if (this.status === status || this.status === 'closed') return;
-    if (this.status === 'unauthorized' && status !== 'closed') return;
-    this.status = status;
-    this._log('status', status, reason ?? '');
-    const info = { status };
-    if (reason !== undefined) info.reason = reason;
-    if (error !== undefined) info.error = error;
-    for (const h of [...this._statusHandlers]) h(info);
   }
 
   /** A feed that starts without a cursor takes the head, so a reconnect replays what it missed. */
@@ -346,7 +286,7 @@ export class EventFeed {
   _halt() {
     this._stopFallback();
     this._presence.stop();
-    clearTimeout(this._ack.timer);
+    this._acks.stop();
   }
 
   _stopFallback() {
@@ -359,32 +299,6 @@ export class EventFeed {
     this._stopFallback();
     this._fallback = new HttpFeed(this, kind);
     this._fallback.start();
-  }
-
-  _scheduleAck() {
-    if (!this.consumer || this._stopped()) return;
-    this._ack.due = true;
-    if (this._ack.timer) return;
-    this._ack.timer = setTimeout(() => {
-      this._ack.timer = null;
-      this._ack.sent = this._sendAck().catch((err) => {
-        this._error(err, 'the consumer ack failed');
-        this._scheduleAck();
-      });
-    }, ACK_EVERY_MS);
-  }
-
-  async _sendAck() {
-    if (!this._ack.due || !this.cursor) return;
-    this._ack.due = false;
-    const cursor = this.cursor;
-    try {
-      if (this._socketConnected()) await this._link.call('feed:ack', { cursor });
-      else await this._http('POST', '/api/events/ack', { consumer: this.consumer, cursor });
-    } catch (err) {
-      this._ack.due = true;
-      throw err;
-    }
   }
 }
 

@@ -39,7 +39,6 @@ export function settings(o) {
   const reconnectionDelay = o.reconnectionDelay ?? 500;
   return {
     tenantClaim: o.tenantClaim ?? 'tenant_id',
-    debug: Boolean(o.debug),
     path: o.path,
     transports: o.transports,
     withCredentials: o.withCredentials,
