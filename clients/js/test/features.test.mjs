@@ -103,3 +103,31 @@ describe('features (postgres)', () => {
     await h.until(() => lists.at(-1) === 'u-alice', 'alice sees bob go', 30_000);
   });
 });
+
+describe('transport options (sqlite)', () => {
+  const c = h.useServer('sqlite');
+
+  test('WebSocket only, and a path the server does not serve never connects', async () => {
+    const t = h.tenant();
+    const ws = h.open(c.server.url, { token: h.reader(t), storage: h.memoryStorage(), transports: ['websocket'] });
+    await h.until(() => ws.status === 'live', 'live over WebSocket only');
+    assert.equal(ws._link.socket.io.engine.transport.name, 'websocket');
+    const seen = h.record(ws);
+    await h.append(c.server.url, h.publisher(t), h.numbered(0));
+    await h.until(() => seen.length === 1, 'an event over WebSocket only');
+
+    const lost = h.open(c.server.url, {
+      token: h.reader(t),
+      storage: h.memoryStorage(),
+      path: '/not-socket.io/',
+      fallback: false,
+      reconnectionDelay: 50,
+      reconnectionDelayMax: 100,
+    });
+    const errors = [];
+    lost.onError((e) => errors.push(e.code));
+    await h.until(() => errors.length >= 2, 'failed connects reported');
+    assert.ok(errors.every((code) => code === 'network'), errors.join());
+    assert.notEqual(lost.status, 'live');
+  });
+});

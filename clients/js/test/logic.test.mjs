@@ -175,4 +175,26 @@ describe('where a feed starts and what it keeps', () => {
     hs.socket.drop('transport close');
     assert.equal(feed.typing('inv-1', 'invoice'), false, 'nothing to send on while offline');
   });
+
+  test('transport options reach socket.io-client and the fallback', async () => {
+    const headers = { 'x-app': 'billing' };
+    const options = {
+      token: jwt({ sub: 'u1', tenant_id: 't' }),
+      path: '/events/socket.io/',
+      transports: ['websocket'],
+      withCredentials: true,
+      extraHeaders: headers,
+      reconnectionDelay: 250,
+      reconnectionDelayMax: 4000,
+    };
+    await live(options);
+    const o = server.last.socket.opts;
+    assert.deepEqual(
+      [o.path, o.transports, o.withCredentials, o.extraHeaders, o.reconnectionDelay, o.reconnectionDelayMax],
+      ['/events/socket.io/', ['websocket'], true, headers, 250, 4000],
+    );
+    const feed = feeds.at(-1);
+    assert.deepEqual(feed._opts.fetchInit, { headers, credentials: 'include' });
+  });
 });
+
