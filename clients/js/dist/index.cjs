@@ -565,9 +565,11 @@ var transport = { io: import_socket.io };
 function openSocket(feed) {
   const o = feed._opts;
   const target = feed.namespace === "/" ? feed.url : feed.url + feed.namespace;
+  let link = null;
   const socket = transport.io(target, {
     forceNew: true,
-    auth: (cb) => handshake(feed, cb),
+    // Called at each connect attempt, once the transport is open: `link` is set by then.
+    auth: (cb) => link.handshake(cb),
     path: o.path,
     transports: o.transports,
     withCredentials: o.withCredentials,
@@ -575,7 +577,7 @@ function openSocket(feed) {
     reconnectionDelay: o.reconnectionDelay,
     reconnectionDelayMax: o.reconnectionDelayMax
   });
-  const link = new SocketLink(feed, socket);
+  link = new SocketLink(feed, socket);
   socket.on("connect", () => link.connected());
   socket.on("connect_error", (err) => link.refused(err));
   socket.on("disconnect", (reason) => link.disconnected(reason));
@@ -584,23 +586,6 @@ function openSocket(feed) {
     if (payload && payload.type === name && typeof payload.cursor === "string") feed._fromSocket(payload);
   });
   return link;
-}
-async function handshake(feed, cb) {
-  const o = feed._opts;
-  const token = await keepTrying(() => feed._tokens.forConnect(), {
-    report: (err) => feed._error(err, "the token function failed"),
-    stopped: () => feed._stopped(),
-    min: o.reconnectionDelay,
-    max: o.reconnectionDelayMax
-  });
-  if (token === null) return;
-  const auth = { token };
-  if (feed.cursor) auth.after = feed.cursor;
-  if (feed.consumer) auth.consumer = feed.consumer;
-  if (feed.types) auth.types = feed.types;
-  feed._handshaking(Boolean(auth.after || auth.consumer));
-  feed._log("connecting", { after: auth.after ?? null, consumer: auth.consumer ?? null, types: auth.types ?? null });
-  cb(auth);
 }
 function refusal(message) {
   if (/^authentication failed: .*(expired|not valid yet)/.test(message)) return "expired";
@@ -615,6 +600,31 @@ var SocketLink = class {
     this.failures = 0;
     this.retryTimer = null;
     this.refreshTimer = null;
+    this.attempts = 0;
+  }
+  /**
+   * socket.io-client calls this for every connect attempt, so the handshake
+   * always carries the newest token, cursor and types. A token function that
+   * fails is retried with backoff, each failure reported, until the attempt
+   * is given up for a newer one.
+   */
+  async handshake(cb) {
+    const feed = this.feed;
+    const attempt = this.attempts += 1;
+    const token = await keepTrying(() => feed._tokens.forConnect(), {
+      report: (err) => feed._error(err, "the token function failed"),
+      stopped: () => feed._stopped() || attempt !== this.attempts,
+      min: feed._opts.reconnectionDelay,
+      max: feed._opts.reconnectionDelayMax
+    });
+    if (token === null) return;
+    const auth = { token };
+    if (feed.cursor) auth.after = feed.cursor;
+    if (feed.consumer) auth.consumer = feed.consumer;
+    if (feed.types) auth.types = feed.types;
+    feed._handshaking(Boolean(auth.after || auth.consumer));
+    feed._log("connecting", { after: auth.after ?? null, consumer: auth.consumer ?? null, types: auth.types ?? null });
+    cb(auth);
   }
   /** An emit with an acknowledgement; a missing one rejects with code `timeout`. */
   async call(name, payload) {

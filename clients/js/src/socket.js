@@ -23,9 +23,11 @@ export function openSocket(feed) {
   const target = feed.namespace === '/' ? feed.url : feed.url + feed.namespace;
   // Each feed gets its own connection (forceNew): two feeds with different
   // tokens must not share one, and closing one must not close the other.
+  let link = null;
   const socket = transport.io(target, {
     forceNew: true,
-    auth: (cb) => handshake(feed, cb),
+    // Called at each connect attempt, once the transport is open: `link` is set by then.
+    auth: (cb) => link.handshake(cb),
     path: o.path,
     transports: o.transports,
     withCredentials: o.withCredentials,
@@ -33,7 +35,7 @@ export function openSocket(feed) {
     reconnectionDelay: o.reconnectionDelay,
     reconnectionDelayMax: o.reconnectionDelayMax,
   });
-  const link = new SocketLink(feed, socket);
+  link = new SocketLink(feed, socket);
   socket.on('connect', () => link.connected());
   socket.on('connect_error', (err) => link.refused(err));
   socket.on('disconnect', (reason) => link.disconnected(reason));
@@ -43,30 +45,6 @@ export function openSocket(feed) {
     if (payload && payload.type === name && typeof payload.cursor === 'string') feed._fromSocket(payload);
   });
   return link;
-}
-
-/**
- * socket.io-client calls this for every connect attempt, so the handshake
- * always carries the newest token, cursor and types. A token function that
- * fails is retried with backoff, each failure reported, before the attempt
- * goes on.
- */
-async function handshake(feed, cb) {
-  const o = feed._opts;
-  const token = await keepTrying(() => feed._tokens.forConnect(), {
-    report: (err) => feed._error(err, 'the token function failed'),
-    stopped: () => feed._stopped(),
-    min: o.reconnectionDelay,
-    max: o.reconnectionDelayMax,
-  });
-  if (token === null) return;
-  const auth = { token };
-  if (feed.cursor) auth.after = feed.cursor;
-  if (feed.consumer) auth.consumer = feed.consumer;
-  if (feed.types) auth.types = feed.types;
-  feed._handshaking(Boolean(auth.after || auth.consumer));
-  feed._log('connecting', { after: auth.after ?? null, consumer: auth.consumer ?? null, types: auth.types ?? null });
-  cb(auth);
 }
 
 /** What a refused connect's message means to the feed. */
@@ -84,6 +62,32 @@ class SocketLink {
     this.failures = 0;
     this.retryTimer = null;
     this.refreshTimer = null;
+    this.attempts = 0;
+  }
+
+  /**
+   * socket.io-client calls this for every connect attempt, so the handshake
+   * always carries the newest token, cursor and types. A token function that
+   * fails is retried with backoff, each failure reported, until the attempt
+   * is given up for a newer one.
+   */
+  async handshake(cb) {
+    const feed = this.feed;
+    const attempt = (this.attempts += 1);
+    const token = await keepTrying(() => feed._tokens.forConnect(), {
+      report: (err) => feed._error(err, 'the token function failed'),
+      stopped: () => feed._stopped() || attempt !== this.attempts,
+      min: feed._opts.reconnectionDelay,
+      max: feed._opts.reconnectionDelayMax,
+    });
+    if (token === null) return;
+    const auth = { token };
+    if (feed.cursor) auth.after = feed.cursor;
+    if (feed.consumer) auth.consumer = feed.consumer;
+    if (feed.types) auth.types = feed.types;
+    feed._handshaking(Boolean(auth.after || auth.consumer));
+    feed._log('connecting', { after: auth.after ?? null, consumer: auth.consumer ?? null, types: auth.types ?? null });
+    cb(auth);
   }
 
   /** An emit with an acknowledgement; a missing one rejects with code `timeout`. */

@@ -53,6 +53,33 @@ describe('failures the app can act on', () => {
     assert.equal(feed.status, 'live');
   });
 
+  test('a connect attempt given up for a newer one never sends its handshake', async () => {
+    let failing = false;
+    const token = () => {
+      if (failing) throw new Error('identity provider down');
+      return jwt({ sub: 'u1', tenant_id: 't', at: Date.now() });
+    };
+    const feed = open({ token, reconnectionDelayMax: 10 });
+    await until(() => server.handshakes.length === 1, 'the first handshake');
+    const socket = server.last.socket;
+    socket.accept();
+    failing = true;
+    socket.drop('transport close');
+    socket.connect();
+    const errors = [];
+    feed.onError((e) => errors.push(e));
+    await until(() => errors.length >= 2, 'the first attempt failing');
+    // The transport opens again (say the server closed the one waiting for a
+    // CONNECT): socket.io-client asks for a handshake anew.
+    socket.attempting = false;
+    socket.connect();
+    failing = false;
+    await until(() => server.handshakes.length === 2, 'the newer attempt');
+    // Ten times the longest backoff: the older attempt would have sent by now.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(server.handshakes.length, 2, 'one handshake for the two attempts');
+  });
+
   test('a token the server refuses as invalid stops the feed with status "unauthorized"', async (t) => {
     const feed = open({ token: () => jwt({ sub: 'u1', tenant_id: 't' }) });
     const statuses = [];

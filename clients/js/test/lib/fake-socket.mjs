@@ -23,7 +23,8 @@ export class FakeServer {
     this.io = (url, opts) => {
       const socket = new FakeSocket(this, url, opts);
       this.sockets.push(socket);
-      socket.connect();
+      // As socket.io-client: the first attempt starts once the transport opens, later.
+      queueMicrotask(() => socket.connect());
       return socket;
     };
   }
