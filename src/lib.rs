@@ -119,7 +119,8 @@ async fn prune_forever(store: Store, keep: Duration) {
     }
 }
 
-/// CORS for the HTTP API and Socket.IO's polling transport. The allowed
+/// CORS for the HTTP API and Socket.IO's polling transport: the listed
+/// origins and the server's own (see [`own_origin`]). The allowed
 /// headers are named: the Fetch standard does not let `*` cover `Authorization`.
 fn cors(origins: Option<&Origins>) -> CorsLayer {
     let headers = [header::AUTHORIZATION, header::CONTENT_TYPE, IDEMPOTENCY_KEY, LAST_EVENT_ID];
@@ -132,7 +133,9 @@ fn cors(origins: Option<&Origins>) -> CorsLayer {
         Some(Origins::Any) => layer.allow_origin(AllowOrigin::any()),
         Some(list @ Origins::List(_)) => {
             let list = list.clone();
-            layer.allow_origin(AllowOrigin::predicate(move |origin, _| origin.to_str().is_ok_and(|o| list.allows(o))))
+            layer.allow_origin(AllowOrigin::predicate(move |origin, req| {
+                origin.to_str().is_ok_and(|o| list.allows(o) || own_origin(o, &req.headers))
+            }))
         }
     }
 }
@@ -146,11 +149,12 @@ const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 
 /// With allowed origins configured, a browser page from any other origin
 /// cannot open a Socket.IO connection either: WebSocket handshakes are not
-/// subject to CORS, so the `Origin` header is checked here, for both transports.
+/// subject to CORS, so the `Origin` header is checked here, for both
+/// transports. The server's own origin always passes.
 async fn check_socket_origin(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let refused = match (&state.config.cors_origins, req.headers().get(header::ORIGIN)) {
         (Some(allowed), Some(origin)) if req.uri().path().starts_with("/socket.io/") => {
-            !origin.to_str().is_ok_and(|o| allowed.allows(o))
+            !origin.to_str().is_ok_and(|o| allowed.allows(o) || own_origin(o, req.headers()))
         }
         _ => false,
     };
@@ -158,6 +162,26 @@ async fn check_socket_origin(State(state): State<AppState>, req: Request, next: 
         return Error::Forbidden("this origin is not in EVENTFEED_CORS_ORIGINS".into()).into_response();
     }
     next.run(req).await
+}
+
+/// Whether `origin` is the server's own, the one the request was sent to
+/// (its `Host`): pages the server serves, and clients that send their target
+/// URL as `Origin` (python-socketio over WebSocket does). The scheme is not
+/// compared, as a proxy in front may terminate TLS; a default port may be
+/// written or left out on either side.
+fn own_origin(origin: &str, headers: &axum::http::HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else { return false };
+    let origin = origin.to_ascii_lowercase();
+    let (scheme, authority) = match origin.split_once("://") {
+        Some(("http", rest)) => ("http", rest),
+        Some(("https", rest)) => ("https", rest),
+        _ => return false,
+    };
+    let bare = |a: &str| {
+        let default = if scheme == "https" { ":443" } else { ":80" };
+        a.strip_suffix(default).unwrap_or(a).to_ascii_lowercase()
+    };
+    !authority.is_empty() && bare(authority) == bare(host)
 }
 
 /// Serves until the first of `signals`; then drains (see [`stop`]) and

@@ -18,7 +18,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[utoipa::path(get, path = "/eventfeed.js", tag = "operations",
     responses((status = 200, body = String, content_type = "text/javascript",
-               description = "The client library's browser build; defines the global `EventFeed`.")))]
+               description = "The client library's browser build; defines the globals `EventFeed` and `FeedError`.")))]
 async fn script() -> impl IntoResponse {
     (
         [

@@ -22,7 +22,8 @@ use crate::state::AppState;
 #[derive(Clone, Copy)]
 pub(super) struct Resume(pub Option<Cursor>);
 
-/// Connect middleware: refuses with `authentication failed: …` or `invalid cursor`.
+/// Connect middleware: refuses with `authentication failed: …`, `invalid cursor`
+/// or the reason a consumer name or a type pattern is invalid.
 pub async fn authenticate<A: Adapter>(
     s: SocketRef<A>,
     TryData(auth): TryData<Handshake>,
@@ -43,7 +44,8 @@ async fn admit<A: Adapter>(s: &SocketRef<A>, auth: Handshake, state: &AppState) 
 
     let after = auth.after.transpose()?;
     let consumer = auth.consumer.transpose()?;
-    let filter = state.namespace_filter(s.ns());
+    // The handshake's types replace the namespace's default, as `feed:subscribe` does.
+    let filter = auth.types.transpose()?.unwrap_or_else(|| state.namespace_filter(s.ns()));
     s.extensions.insert(Arc::new(Session::new(who, consumer, filter)));
     s.extensions.insert(Resume(after));
     // Before the server's CONNECT packet goes out: a client may emit in its

@@ -1,11 +1,12 @@
-//! The handshake's `auth` object, `{ token, after?, consumer? }` (docs/protocol.md,
-//! the handshake), deserialized once at connect.
+//! The handshake's `auth` object, `{ token, after?, consumer?, types? }`
+//! (docs/protocol.md, the handshake), deserialized once at connect.
 
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer};
 
 use crate::cursor::Cursor;
 use crate::error::Error;
+use crate::event::TypeFilter;
 use crate::feed::consumer_name;
 
 /// What a client sent as `auth`. Other fields are ignored; an `auth` that is
@@ -27,6 +28,10 @@ pub(super) struct Handshake {
     /// The stored cursor to replay after when there is no `after`.
     #[serde(deserialize_with = "consumer")]
     pub consumer: Option<Result<String, Error>>,
+    /// Type patterns, as `feed:subscribe` takes them. In force from the
+    /// first replayed event on, so a replay carries only matching types.
+    #[serde(deserialize_with = "types")]
+    pub types: Option<Result<TypeFilter, Error>>,
     /// Any other field. Flattened, so that only an object deserializes (a
     /// struct would otherwise take an array as its fields in order).
     #[serde(flatten)]
@@ -64,6 +69,22 @@ fn consumer<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Result<String, Err
     }))
 }
 
+fn types<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Result<TypeFilter, Error>>, D::Error> {
+    let not_a_list = || Error::Invalid("types must be a list of type patterns".into());
+    Ok(Option::<Patterns>::deserialize(d)?.map(|sent| match sent {
+        Patterns::List(list) => TypeFilter::parse(list.iter().map(String::as_str)).map_err(Error::from),
+        Patterns::Other(_) => Err(not_a_list()),
+    }))
+}
+
+/// `types` as sent: a list of strings, or anything else (refused).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Patterns {
+    List(Vec<String>),
+    Other(IgnoredAny),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,9 +100,9 @@ mod tests {
 
     #[test]
     fn absent_and_null_fields_are_not_sent() {
-        for auth in ["{}", r#"{"token": null, "after": null, "consumer": null}"#] {
+        for auth in ["{}", r#"{"token": null, "after": null, "consumer": null, "types": null}"#] {
             let h = parse(auth);
-            assert!(h.token.is_none() && h.after.is_none() && h.consumer.is_none(), "{auth}");
+            assert!(h.token.is_none() && h.after.is_none() && h.consumer.is_none() && h.types.is_none(), "{auth}");
         }
     }
 
@@ -94,7 +115,7 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_ignored() {
-        let h = parse(r#"{"token": "t", "types": ["a:*"], "extra": {"deep": [1, {"x": null}]}}"#);
+        let h = parse(r#"{"token": "t", "extra": {"deep": [1, {"x": null}]}}"#);
         assert_eq!(h.token.as_deref(), Some("t"));
     }
 
@@ -128,6 +149,24 @@ mod tests {
             (r#"["laptop"]"#.to_owned(), "consumer must be a string"),
         ] {
             assert_eq!(refusal(parse(&format!(r#"{{"consumer": {bad}}}"#)).consumer), message, "{bad}");
+        }
+    }
+
+    #[test]
+    fn types_are_patterns_as_feed_subscribe_takes_them() {
+        let filter = parse(r#"{"types": ["invoice:*", "expense:approved"]}"#).types.expect("sent").expect("valid");
+        assert!(filter.matches("invoice:paid") && filter.matches("expense:approved"));
+        assert!(!filter.matches("expense:filed"));
+        assert!(parse(r#"{"types": ["*"]}"#).types.expect("sent").expect("valid").is_all());
+        for (bad, message) in [
+            (r#"["invoice"]"#, "must be domain:action"),
+            (r#"["in voice:*"]"#, "type pattern"),
+            (r#""invoice:*""#, "types must be a list of type patterns"),
+            (r#"[5]"#, "types must be a list of type patterns"),
+            (r#"{}"#, "types must be a list of type patterns"),
+        ] {
+            let got = refusal(parse(&format!(r#"{{"types": {bad}}}"#)).types);
+            assert!(got.contains(message), "{bad}: {got}");
         }
     }
 }

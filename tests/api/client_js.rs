@@ -13,6 +13,9 @@ async fn the_browser_build_is_served() {
     let body = response.bytes().await.unwrap();
     let committed = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/clients/js/dist/eventfeed.js")).unwrap();
     assert_eq!(body.as_ref(), committed.as_slice(), "the served file is the committed build");
-    assert!(String::from_utf8_lossy(&body).contains("globalThis.EventFeed"), "it defines the global");
+    let text = String::from_utf8_lossy(&body);
+    for global in ["globalThis.EventFeed", "globalThis.FeedError"] {
+        assert!(text.contains(global), "it defines {global}");
+    }
     s.stop().await;
 }

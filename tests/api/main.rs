@@ -15,6 +15,7 @@ mod fuzz;
 mod metrics;
 mod openapi;
 mod ordering;
+mod origins;
 mod outbox;
 mod protocol_doc;
 mod rules_agree;

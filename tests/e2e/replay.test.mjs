@@ -152,3 +152,33 @@ test(
     );
   }),
 );
+
+test(
+  '6. the handshake types apply from the first replayed event: a replay carries only matching types',
+  f.run(async () => {
+    const T = tenant('r6');
+    const pub = publisher(T);
+    const types = ['invoice:paid', 'expense:created', 'invoice:sent', 'bank:imported', 'expense:approved'];
+    const stored = [];
+    for (const type of types) stored.push(...(await appendHttp(f.server, pub, { stream: 's', type, data: {} })));
+    const auth = { token: reader(T, 'u1'), after: '0', types: ['invoice:*', 'expense:approved'] };
+    const r = await f.connect(f.server, { auth, label: 'typed replay' });
+    const replayed = await r.waitForEvent('feed:replayed', () => true);
+    assert.deepEqual(r.envelopes.map((e) => e.type), ['invoice:paid', 'invoice:sent', 'expense:approved']);
+    assert.equal(replayed.count, 3);
+    // Live, the same filter.
+    const [live] = await appendHttp(f.server, pub, { stream: 's', type: 'expense:created', data: {} });
+    const [marker] = await appendHttp(f.server, pub, { stream: 's', type: 'invoice:void', data: {} });
+    await r.waitForEvent('invoice:void', (e) => e.id === marker.id);
+    assert.ok(!r.ids().includes(live.id), 'a live event of another type is not delivered');
+    assert.equal(stored.length, 5);
+
+    for (const [bad, message] of [
+      [['invoice'], /domain:action/],
+      ['invoice:*', /types must be a list/],
+    ]) {
+      const err = await f.connectError(f.server, { auth: { token: reader(T, 'u1'), types: bad }, label: `types=${bad}` });
+      assert.match(err.message, message);
+    }
+  }),
+);

@@ -1,7 +1,9 @@
 """python-socketio, unmodified, against a real eventfeed server.
 
 Starts the server on the embedded store in a temp dir, replays, appends over
-the socket, receives live, and checks the refusal message of a bad token.
+the socket, receives live, and checks the refusal message of a bad token; then
+again with EVENTFEED_CORS_ORIGINS set, which python-socketio must pass: over
+WebSocket it sends its target URL as Origin, the server's own origin.
 Usage: python3 client_test.py <path to eventfeed binary>
 """
 import os
@@ -15,9 +17,9 @@ import socketio
 SECRET = "python-client-test-secret"
 
 
-def start_server(binary, workdir):
+def start_server(binary, workdir, **extra):
     env = dict(os.environ, EVENTFEED_JWT_SECRET=SECRET, EVENTFEED_ADDR="127.0.0.1:0",
-               EVENTFEED_DRAIN="0", EVENTFEED_DATA_FILE=os.path.join(workdir, "events.db"))
+               EVENTFEED_DRAIN="0", EVENTFEED_DATA_FILE=os.path.join(workdir, "events.db"), **extra)
     env.pop("DATABASE_URL", None)
     proc = subprocess.Popen([binary, "serve"], env=env, cwd=workdir,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -35,14 +37,15 @@ def token(binary, user):
 
 def main():
     binary = os.path.abspath(sys.argv[1])
-    with tempfile.TemporaryDirectory() as workdir:
-        proc, url = start_server(binary, workdir)
-        try:
-            run(binary, url)
-        finally:
-            proc.terminate()
-            proc.wait(10)
-    print("python-socketio client: ok")
+    for extra in [{}, {"EVENTFEED_CORS_ORIGINS": "https://app.example.com"}]:
+        with tempfile.TemporaryDirectory() as workdir:
+            proc, url = start_server(binary, workdir, **extra)
+            try:
+                run(binary, url)
+            finally:
+                proc.terminate()
+                proc.wait(10)
+        print(f"python-socketio client{' with ' if extra else ''}{', '.join(extra)}: ok")
 
 
 def run(binary, url):

@@ -1,5 +1,5 @@
 // Every part of the API, type-checked with `tsc --strict` (npm run check).
-import { EventFeed, FeedError, type Envelope, type Status } from 'eventfeed-client';
+import { EventFeed, FeedError, type Envelope, type Status, type StatusInfo } from 'eventfeed-client';
 
 interface InvoiceEvents {
   'invoice:created': { invoiceNumber: string; amount: number; currency: string };
@@ -18,6 +18,13 @@ const feed = new EventFeed<InvoiceEvents>('https://events.example.com', {
   consumer: 'billing-dashboard',
   fallback: 'sse',
   fallbackAfter: 3,
+  after: 'stored',
+  tenantClaim: 'org_id',
+  reconnectionDelay: 1000,
+  reconnectionDelayMax: 30_000,
+  ackTimeout: 5000,
+  transports: ['websocket'],
+  debug: false,
 });
 
 let total = 0;
@@ -29,7 +36,14 @@ feed.on('*', (e) => {
   const envelope: Envelope = e;
   console.log(envelope.cursor, envelope.version, envelope.actor.userId);
 });
-feed.onStatus((status: Status) => console.log('status', status, feed.cursor));
+feed.onStatus(({ status, reason }: StatusInfo) => {
+  const now: Status = status;
+  if (now === 'unauthorized') console.log('sign in again:', reason);
+});
+feed.onError((err: FeedError) => console.log(err.code, err.message));
+feed.onPresence((users, { online }) => console.log(online, users.map((u) => u.userId)));
+feed.onTyping((t) => console.log(`${t.username ?? t.userId} types in ${t.resourceType} ${t.resourceId}`));
+feed.on('user:online', (u) => console.log(u.userId, 'came online at', u.timestamp));
 feed.onReset(({ cursor, reason }) => console.log('reload state: reset to', cursor, reason));
 
 async function pay(invoiceNumber: string, amount: number, expectedVersion: number): Promise<number> {
@@ -51,9 +65,22 @@ async function main(): Promise<void> {
   await pay('INV-1', 1200, 0);
   const online = await feed.presence();
   console.log(online.map((u) => `${u.username ?? u.userId} (${u.connections})`), total);
+  feed.typing('INV-1', 'invoice');
+  await feed.setTypes(['invoice:paid']);
+  for await (const page of feed.history({ after: '0', types: ['invoice:*'], limit: 500 })) {
+    for (const e of page.events) console.log(e.type, e.cursor);
+  }
+  for await (const page of feed.stream('invoice-INV-1', { fromVersion: 1 })) console.log(page.events.length);
+  for await (const page of feed.audit({ actor: 'u-17', from: new Date(0), limit: 100 })) console.log(page.hasMore);
   stop();
   await feed.close();
 }
+
+// Read a snapshot over REST, then follow from the cursor it was read at.
+async function snapshotThenFollow(token: string, snapshotCursor: string): Promise<EventFeed<InvoiceEvents>> {
+  return new EventFeed<InvoiceEvents>('https://events.example.com', { token, after: snapshotCursor });
+}
+void snapshotThenFollow;
 
 void main();
 

@@ -1,4 +1,5 @@
-// Entry of the browser build (dist/eventfeed.js): the global `EventFeed`.
-import { EventFeed } from './index.js';
+// Entry of the browser build (dist/eventfeed.js): the globals `EventFeed` and `FeedError`.
+import { EventFeed, FeedError } from './index.js';
 
 globalThis.EventFeed = EventFeed;
+globalThis.FeedError = FeedError;

@@ -6,15 +6,15 @@
 // reports event names it was told in advance, cannot send the token in a
 // header, and gives up for good on a 401 after the token expires.
 
-import { FeedError, backoff, errorOf, request, sleep } from './http.js';
+import { asFeedError, backoff, errorOf, request, sleep } from './http.js';
 
-const POLL_WAIT_SECONDS = 25;
 const PAGE = 500;
 
 export class HttpFeed {
   /**
-   * @param {object} host the EventFeed: url, tokens, cursor, consumer, types,
-   *   and `_fromFallback(event)` / `_reset(payload)` to hand results back
+   * @param {object} host the EventFeed: url, options, tokens, cursor,
+   *   consumer, types, `_fromFallback(event)` / `_reset(payload)` to hand
+   *   results back, `_error` and `_fatal` for what goes wrong
    * @param {'sse'|'poll'} kind
    */
   constructor(host, kind) {
@@ -37,12 +37,20 @@ export class HttpFeed {
       try {
         await (this.kind === 'sse' ? this._sse(signal) : this._poll(signal));
         failures = 0;
-      } catch (err) {
+      } catch (caught) {
         if (signal.aborted) return;
+        const err = asFeedError(caught, 'network');
+        // A token the server refuses as invalid will not become valid.
+        if (err.code === 'unauthorized' && /^authentication failed: /.test(err.message) && !expired(err)) {
+          this.host._fatal(err);
+          return;
+        }
         failures += 1;
-        // A refused token is replaced before the next try; anything else waits.
-        if (err instanceof FeedError && err.code === 'unauthorized') await this.host.tokens.fresh().catch(() => {});
-        await sleep(backoff(failures), signal);
+        this.host._error(err, `the ${this.kind} fallback failed`);
+        // An expired token is replaced before the next try; anything else waits.
+        if (expired(err)) await this.host._tokens.fresh().catch(() => {});
+        const { reconnectionDelay, reconnectionDelayMax } = this.host._opts;
+        await sleep(backoff(failures, reconnectionDelay, reconnectionDelayMax), signal);
       }
     }
   }
@@ -58,9 +66,9 @@ export class HttpFeed {
 
   /** One long-poll; the loop calls it again at once. */
   async _poll(signal) {
-    const token = await this.host.tokens.valid();
-    const path = `/api/events?${this._query({ wait: POLL_WAIT_SECONDS, limit: PAGE })}`;
-    const page = await request(this.host.url, path, { token, signal });
+    const token = await this.host._tokens.valid();
+    const path = `/api/events?${this._query({ wait: this.host._opts.pollWait, limit: PAGE })}`;
+    const page = await request(this.host.url, path, { token, signal, init: this.host._opts.fetchInit });
     if (signal.aborted) return;
     if (page.reset) this.host._reset(page.reset);
     for (const event of page.events) {
@@ -71,9 +79,11 @@ export class HttpFeed {
 
   /** One SSE response, read until it ends (at the token's expiry, say). */
   async _sse(signal) {
-    const token = await this.host.tokens.valid();
+    const token = await this.host._tokens.valid();
+    const { headers, credentials } = this.host._opts.fetchInit;
     const res = await fetch(`${this.host.url}/api/events/stream?${this._query({})}`, {
-      headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' },
+      headers: { ...headers, authorization: `Bearer ${token}`, accept: 'text/event-stream' },
+      credentials,
       signal,
     });
     if (!res.ok) throw await errorOf(res);
@@ -89,7 +99,7 @@ export class HttpFeed {
         buffer = buffer.slice(end.index + end[0].length);
         if (this._dispatch(parseBlock(block), signal) === 'expired') {
           await reader.cancel().catch(() => {});
-          await this.host.tokens.fresh();
+          await this.host._tokens.fresh();
           return;
         }
       }
@@ -103,6 +113,11 @@ export class HttpFeed {
     if (event === 'feed:reset') this.host._reset(payload);
     else this.host._fromFallback(payload);
   }
+}
+
+/** Whether the server refused the token only for its age (or an `nbf` ahead of the clock). */
+function expired(err) {
+  return err.code === 'unauthorized' && /expired|not valid yet/.test(err.message);
 }
 
 /** The `event` and `data` fields of one SSE message (comments dropped). */

@@ -1,36 +1,86 @@
 // HTTP calls to the eventfeed API, and the one error type every failure
-// becomes, whether it came over HTTP or in a socket acknowledgement.
+// becomes, whether it came over HTTP, in a socket acknowledgement, from the
+// network or from the token function.
 
-/** An error answer of the server: `code` is one of the protocol's error codes (docs/protocol.md). */
+/**
+ * Every error the library rejects with or reports. `code` is one of the
+ * server's error codes (`invalid`, `invalid_cursor`, `unauthorized`,
+ * `forbidden`, `not_found`, `conflict`, `too_large`, `rate_limited`,
+ * `unavailable`, `internal`), or `network` (the server could not be reached)
+ * or `timeout` (no answer in time).
+ */
 export class FeedError extends Error {
-  constructor({ code = 'internal', message = code, currentVersion } = {}) {
-    super(message);
+  /**
+   * @param {import('../index.js').FeedErrorBody} [error] the server's error body
+   * @param {unknown} [cause] what went wrong underneath, if not the server
+   */
+  constructor({ code = 'internal', message = code, currentVersion, path, rule, index } = {}, cause) {
+    super(message, cause === undefined ? undefined : { cause });
     this.name = 'FeedError';
     this.code = code;
     if (currentVersion !== undefined) this.currentVersion = currentVersion;
+    if (path !== undefined) this.path = path;
+    if (rule !== undefined) this.rule = rule;
+    if (index !== undefined) this.index = index;
   }
 }
 
+/** `err` as a FeedError: kept if it is one, else wrapped with `code`. */
+export function asFeedError(err, code = 'network') {
+  if (err instanceof FeedError) return err;
+  const message = err && err.message ? err.message : String(err);
+  return new FeedError({ code, message }, err);
+}
+
+/**
+ * @typedef {object} RequestOptions
+ * @property {string} [method]
+ * @property {string} [token]
+ * @property {unknown} [body]
+ * @property {AbortSignal} [signal]
+ * @property {{ headers?: Record<string, string>, credentials?: RequestCredentials }} [init]
+ *   the feed's transport options
+ */
+
 /**
  * Sends one request and resolves to its JSON body (or null for 204).
- * A non-2xx answer rejects with a FeedError carrying the server's code.
+ * A non-2xx answer rejects with a FeedError carrying the server's code; a
+ * request that never got an answer, with code `network`.
+ * @param {string} base
+ * @param {string} path
+ * @param {RequestOptions} [o]
+ * @returns {Promise<any>}
  */
-export async function request(base, path, { method = 'GET', token, body, signal } = {}) {
-  const headers = { authorization: `Bearer ${token}` };
+export async function request(base, path, { method = 'GET', token, body, signal, init = {} } = {}) {
+  const headers = { ...init.headers, authorization: `Bearer ${token}` };
   if (body !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(base + path, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal,
-  });
-  if (res.ok) return res.status === 204 ? null : res.json();
-  throw await errorOf(res);
+  let res;
+  try {
+    res = await fetch(base + path, {
+      method,
+      headers,
+      credentials: init.credentials,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal,
+    });
+  } catch (err) {
+    if (signal?.aborted) throw err;
+    throw asFeedError(err, 'network');
+  }
+  if (!res.ok) throw await errorOf(res);
+  if (res.status === 204) return null;
+  try {
+    return await res.json();
+  } catch (err) {
+    // A body that is not JSON (a proxy's page) is the server's fault; one cut short, the network's.
+    throw asFeedError(err, err instanceof SyntaxError ? 'internal' : 'network');
+  }
 }
 
 /** The FeedError of a failed response, from its JSON error body if it has one. */
 export async function errorOf(res) {
-  let error = { code: res.status === 503 ? 'unavailable' : 'internal', message: `HTTP ${res.status}` };
+  const byStatus = { 401: 'unauthorized', 403: 'forbidden', 404: 'not_found', 429: 'rate_limited', 503: 'unavailable' };
+  let error = { code: byStatus[res.status] ?? 'internal', message: `HTTP ${res.status}` };
   try {
     const parsed = await res.json();
     if (parsed && parsed.error) error = parsed.error;
@@ -53,7 +103,7 @@ export function uuid() {
 
 /** Resolves after `ms`, or at once when `signal` aborts. */
 export function sleep(ms, signal) {
-  return new Promise((resolve) => {
+  return new Promise(/** @param {(v?: void) => void} resolve */ (resolve) => {
     // The listener goes when the timer fires: a fallback that retries for
     // hours must not pile them up on its one signal.
     const done = () => {
@@ -66,8 +116,12 @@ export function sleep(ms, signal) {
   });
 }
 
-/** Exponential backoff with jitter: 0.5 s, 1 s, 2 s … up to 10 s. */
-export function backoff(attempt) {
-  const base = Math.min(10_000, 500 * 2 ** Math.max(0, attempt - 1));
+/**
+ * Exponential backoff with jitter, from `min` doubling up to `max`
+ * (defaults 0.5 s and 10 s, the feed's `reconnectionDelay` and
+ * `reconnectionDelayMax`).
+ */
+export function backoff(attempt, min = 500, max = 10_000) {
+  const base = Math.min(max, min * 2 ** Math.max(0, attempt - 1));
   return base / 2 + Math.random() * (base / 2);
 }

@@ -1,4 +1,4 @@
-// eventfeed-client: the client half of eventfeed (docs/protocol.md is the protocol it speaks).
+// eventfeed-client: the client half of eventfeed (see README.md; docs/protocol.md is the protocol it speaks).
 //
 // One EventFeed follows one feed: over Socket.IO while it connects, over SSE
 // or long-polling while it cannot, and always from the last delivered cursor,
@@ -7,68 +7,96 @@
 // socket comes back while the fallback still reads, is removed by cursor
 // equality alone (cursors are opaque: the client never compares their order).
 
+import { ConsumerAcks } from './ack.js';
 import { HttpFeed } from './fallback.js';
+import { audit, history, stream } from './history.js';
 import { FeedError, request, uuid } from './http.js';
+import { Listeners } from './listeners.js';
+import { Presence } from './presence.js';
 import { openSocket } from './socket.js';
-import { cursorKey, defaultStorage } from './storage.js';
-import { TokenSource, claims } from './token.js';
-
-const ACK_EVERY_MS = 1000;
+import { CursorStore, cursorKey, defaultStorage } from './storage.js';
+import { TokenSource, claims, keepTrying } from './token.js';
+import { checkAfter, checkTypes, settings } from './options.js';
 
 export { FeedError };
 
-export class EventFeed {
+export class EventFeed extends Listeners {
   constructor(url, options = {}) {
+    super(Boolean(options.debug));
     this.url = String(url).replace(/\/+$/, '');
+    this._opts = settings(options);
     this.namespace = options.namespace ?? '/';
-    this.types = options.types && options.types.length ? [...options.types] : null;
+    this.types = checkTypes(options.types);
+    /** @type {string | null} */
     this.consumer = options.consumer ?? null;
-    this.fallbackKind = options.fallback ?? (typeof EventSource === 'function' ? 'sse' : 'poll');
-    this.fallbackAfter = options.fallbackAfter ?? 3;
-    this.tokens = new TokenSource(options.token);
+    this._fallbackKind = options.fallback ?? (typeof EventSource === 'function' ? 'sse' : 'poll');
+    this._fallbackAfter = options.fallbackAfter ?? 3;
+    this._tokens = new TokenSource(options.token);
+    /** @type {string | null} */
     this.cursor = null;
-    this.status = 'connecting';
-    this._storage = options.storage ?? defaultStorage();
-    this._key = null;
+    this._after = checkAfter(options.after);
+    this._cursorFrom = null;
+    this._claims = {};
+    this._store = new CursorStore(options.storage ?? defaultStorage(), (err) => this._error(err, 'storage'));
     this._handlers = new Map();
-    this._statusHandlers = new Set();
-    this._resetHandlers = new Set();
+    this._presence = new Presence(this);
     // Cursors the fallback delivered since the socket's latest handshake:
     // the socket's replay repeats exactly these first.
     this._overlap = [];
     this._link = null;
     this._fallback = null;
-    this._ack = { timer: null, due: false, sent: Promise.resolve() };
+    this._acks = new ConsumerAcks(this);
     this._ready = this._start();
-    this._ready.catch(() => {});
   }
 
   async _start() {
-    const token = await this.tokens.fresh();
-    this._key = cursorKey(this.url, this.namespace, claims(token));
-    this.cursor = this._storage.getItem(this._key) || null;
-    if (this.status !== 'closed') this._link = openSocket(this);
+    const token = await keepTrying(() => this._tokens.fresh(), {
+      report: (err) => this._error(err, 'the token function failed'),
+      stopped: () => this._stopped(),
+      min: this._opts.reconnectionDelay,
+      max: this._opts.reconnectionDelayMax,
+    });
+    if (token === null) return;
+    this._claims = claims(token);
+    const stored = await this._store.load(this._key());
+    if (this._after === 'stored') this._useCursor(stored, 'storage');
+    else if (this._after !== 'head') this._useCursor(this._after, 'option');
+    this._log('starting', { cursor: this.cursor, from: this._cursorFrom });
+    if (!this._stopped()) this._link = openSocket(this);
   }
 
-  /** Calls `handler` with each event of `type` (`"*"`: every event); returns the remover. */
+  /**
+   * Calls `handler` with each event of `type` (`"*"`: every event; also
+   * `user:online`, `user:offline` and `user:typing`); returns the remover.
+   */
   on(type, handler) {
-    if (!this._handlers.has(type)) this._handlers.set(type, new Set());
-    const set = this._handlers.get(type);
-    const entry = (e) => handler(e);
-    set.add(entry);
-    return () => set.delete(entry);
+    return this._add(this._handlers.get(type) ?? this._handlers.set(type, new Set()).get(type), handler);
   }
 
-  onStatus(handler) {
-    const entry = (s) => handler(s);
-    this._statusHandlers.add(entry);
-    return () => this._statusHandlers.delete(entry);
+  /** `handler(users, { online })` now (once known) and at every change of who is online. */
+  onPresence(handler) {
+    return this._presence.on(handler);
   }
 
-  onReset(handler) {
-    const entry = (p) => handler(p);
-    this._resetHandlers.add(entry);
-    return () => this._resetHandlers.delete(entry);
+  onTyping(handler) {
+    return this.on('user:typing', handler);
+  }
+
+  /** Tells the rest of the tenant this user is typing; false while the socket is down. */
+  typing(resourceId, resourceType) {
+    if (!this._socketConnected()) return false;
+    this._link.socket.emit('user:typing', { resourceId, resourceType });
+    return true;
+  }
+
+  /** Changes the types of a running feed; resolves once the server applies them. */
+  async setTypes(patterns) {
+    this.types = checkTypes(patterns);
+    await this._ready;
+    this._store.key = this._key();
+    if (this.cursor) this._store.save(this.cursor);
+    if (this._fallback) this._restartFallback();
+    if (this._socketConnected()) await this._link.call('feed:subscribe', { types: this.types ?? ['*'] });
   }
 
   /** Appends one event; resolves to the stored envelope or rejects with a FeedError. */
@@ -78,14 +106,12 @@ export class EventFeed {
     // an idempotent one (the server returns the stored event).
     const body = { ...event, id: event.id ?? uuid() };
     if (this._socketConnected()) {
-      let answer = null;
       try {
-        answer = await this._link.call('event:append', body);
-      } catch {
-        // No acknowledgement in time: retry over HTTP below, with the same id.
+        return (await this._link.call('event:append', body)).event;
+      } catch (err) {
+        // No acknowledgement: retry over HTTP below, with the same id.
+        if (err.code !== 'timeout' && err.code !== 'network') throw err;
       }
-      if (answer && answer.ok) return answer.event;
-      if (answer) throw new FeedError(answer.error);
     }
     const page = await this._http('POST', '/api/events', body);
     return page.events[0];
@@ -94,23 +120,30 @@ export class EventFeed {
   /** The tenant's online users: `[{ userId, username, connections }]`. */
   async presence() {
     await this._ready;
-    if (this._socketConnected()) {
-      const answer = await this._link.call('presence:list');
-      if (answer && answer.error) throw new FeedError(answer.error);
-      return answer.users;
-    }
+    if (this._socketConnected()) return (await this._link.call('presence:list')).users;
     return (await this._http('GET', '/api/presence')).users;
   }
 
-  /** Stops everything; resolves once the last consumer ack is stored. */
+  history(options) {
+    return history(this, options);
+  }
+
+  stream(name, options) {
+    return stream(this, name, options);
+  }
+
+  audit(filters) {
+    return audit(this, filters);
+  }
+
+  /** Stops everything; resolves once the last consumer ack and cursor are stored. */
   async close() {
     if (this.status === 'closed') return;
     this._setStatus('closed');
-    this._stopFallback();
-    clearTimeout(this._ack.timer);
-    await this._ready.catch(() => {});
-    await this._ack.sent;
-    await this._sendAck().catch(() => {});
+    this._halt();
+    await this._ready;
+    await this._acks.flush();
+    await this._store.flushed();
     this._link?.close();
   }
 
@@ -124,28 +157,36 @@ export class EventFeed {
   _socketUp() {
     this._stopFallback();
     this._setStatus(this._replaying ? 'replaying' : 'live');
-    if (this.types) this._link.call('feed:subscribe', { types: this.types }).catch(() => {});
     if (!this.cursor && !this._replaying) this._adoptHead();
+    this._presence.connected();
   }
 
-  _socketDown(giveUp) {
-    if (this.status === 'closed') return;
-    if (giveUp && this.fallbackKind && !this._fallback) {
-      this._fallback = new HttpFeed(this, this.fallbackKind);
+  _socketDown(giveUp, reason) {
+    if (this._stopped()) return;
+    if (giveUp && this._fallbackKind && !this._fallback) {
+      this._fallback = new HttpFeed(this, this._fallbackKind);
       this._fallback.start();
     }
-    this._setStatus(this._fallback ? 'fallback' : 'offline');
+    this._setStatus(this._fallback ? 'fallback' : 'offline', reason);
   }
 
-  _replayed(p) {
-    if (!this.cursor && p.cursor) this._setCursor(p.cursor);
-    this._setStatus('live');
+  _signal(name, payload) {
+    if (name === 'feed:replayed') {
+      if (!this.cursor && payload.cursor) this._setCursor(payload.cursor);
+      this._setStatus('live');
+    } else if (name === 'feed:reset') this._reset(payload);
+    else if (name === 'presence:diff') this._presence.diff(payload);
+    else {
+      if (name === 'user:online') this._presence.userOnline(payload);
+      if (name === 'user:offline') this._presence.userOffline(payload);
+      for (const h of [...(this._handlers.get(name) ?? [])]) h(payload);
+    }
   }
 
   _reset(p) {
     this._overlap = [];
     this._setCursor(p.cursor);
-    for (const h of [...this._resetHandlers]) guard(h, p);
+    for (const h of [...this._resetHandlers]) h(p);
     if (this.status === 'replaying') this._setStatus('live');
   }
 
@@ -169,15 +210,53 @@ export class EventFeed {
     this._deliver(e);
   }
 
+  /** A refused cursor from storage or delivery is dropped; one the app gave is final. */
+  _cursorReplaceable() {
+    return this._cursorFrom !== 'option';
+  }
+
+  _dropCursor(message) {
+    this._log('dropping the cursor', this.cursor, message);
+    this._useCursor(null, null);
+    this._store.save('');
+  }
+
+  /** Stops the feed for good: the server refused its token or its cursor. */
+  _fatal(error) {
+    this._log('stopped', error);
+    this._setStatus(error.code === 'unauthorized' ? 'unauthorized' : 'closed', error.message, error);
+    this._halt();
+    this._link?.close();
+  }
+
+  async _http(method, path, body) {
+    await this._ready;
+    const init = this._opts.fetchInit;
+    const token = await this._tokens.valid();
+    try {
+      return await request(this.url, path, { method, token, body, init });
+    } catch (err) {
+      if (err.code !== 'unauthorized' || !/expired/.test(err.message) || !this._tokens.refreshable) throw err;
+      return request(this.url, path, { method, token: await this._tokens.fresh(), body, init });
+    }
+  }
+
   // ---- internals ----
+
+  _key() {
+    const [tenant, user] = [this._claims[this._opts.tenantClaim], this._claims.sub];
+    return cursorKey({ url: this.url, namespace: this.namespace, tenant, user, types: this.types, consumer: this.consumer });
+  }
+
+  _useCursor(cursor, from) {
+    this.cursor = cursor;
+    this._cursorFrom = cursor ? from : null;
+  }
 
   _deliver(e) {
     this._setCursor(e.cursor);
-    for (const key of [e.type, '*']) {
-      const set = this._handlers.get(key);
-      if (set) for (const h of [...set]) guard(h, e);
-    }
-    this._scheduleAck();
+    for (const key of [e.type, '*']) for (const h of [...(this._handlers.get(key) ?? [])]) h(e);
+    this._acks.schedule();
   }
 
   _wanted(type) {
@@ -186,18 +265,8 @@ export class EventFeed {
   }
 
   _setCursor(cursor) {
-    this.cursor = cursor;
-    try {
-      this._storage.setItem(this._key, cursor);
-    } catch {
-      // A full or disabled storage costs the resume after a reload, not the feed.
-    }
-  }
-
-  _setStatus(status) {
-    if (this.status === status || this.status === 'closed') return;
-    this.status = status;
-    for (const h of [...this._statusHandlers]) guard(h, status);
+    this._useCursor(cursor, 'delivered');
+    this._store.save(cursor);
   }
 
   /** A feed that starts without a cursor takes the head, so a reconnect replays what it missed. */
@@ -207,11 +276,17 @@ export class EventFeed {
       .then((state) => {
         if (!this.cursor && state && typeof state.cursor === 'string') this._setCursor(state.cursor);
       })
-      .catch(() => {});
+      .catch((err) => this._error(err, 'reading the head failed'));
   }
 
   _socketConnected() {
     return Boolean(this._link && this._link.socket.connected);
+  }
+
+  _halt() {
+    this._stopFallback();
+    this._presence.stop();
+    this._acks.stop();
   }
 
   _stopFallback() {
@@ -219,51 +294,11 @@ export class EventFeed {
     this._fallback = null;
   }
 
-  _scheduleAck() {
-    if (!this.consumer || this.status === 'closed') return;
-    this._ack.due = true;
-    if (this._ack.timer) return;
-    this._ack.timer = setTimeout(() => {
-      this._ack.timer = null;
-      this._ack.sent = this._sendAck().catch(() => this._scheduleAck());
-    }, ACK_EVERY_MS);
-  }
-
-  async _sendAck() {
-    if (!this._ack.due || !this.cursor) return;
-    this._ack.due = false;
-    const cursor = this.cursor;
-    try {
-      if (this._socketConnected()) {
-        const answer = await this._link.call('feed:ack', { cursor });
-        if (!answer || !answer.ok) throw new FeedError(answer && answer.error);
-      } else {
-        await this._http('POST', '/api/events/ack', { consumer: this.consumer, cursor });
-      }
-    } catch (err) {
-      this._ack.due = true;
-      throw err;
-    }
-  }
-
-  async _http(method, path, body) {
-    const token = await this.tokens.valid();
-    try {
-      return await request(this.url, path, { method, token, body });
-    } catch (err) {
-      if (!(err instanceof FeedError) || err.code !== 'unauthorized' || !this.tokens.refreshable) throw err;
-      return request(this.url, path, { method, token: await this.tokens.fresh(), body });
-    }
-  }
-}
-
-/** A throwing handler must not stop the others, nor the feed: it is reported, not rethrown. */
-function guard(handler, value) {
-  try {
-    handler(value);
-  } catch (err) {
-    if (typeof reportError === 'function') reportError(err);
-    else console.error('eventfeed: a handler threw', err);
+  _restartFallback() {
+    const kind = this._fallback.kind;
+    this._stopFallback();
+    this._fallback = new HttpFeed(this, kind);
+    this._fallback.start();
   }
 }
 

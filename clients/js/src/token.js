@@ -1,7 +1,9 @@
 // The token: a string, or a function returning one (or a promise of one).
-// The library reads `exp`, `sub` and `tenant_id` from it without verifying
-// it: only the server can verify, and these claims only tell the client when
-// to refresh and under which key to keep its cursor.
+// The library reads `exp`, `sub` and the tenant claim from it without
+// verifying it: only the server can verify, and these claims only tell the
+// client when to refresh and under which key to keep its cursor.
+
+import { FeedError, backoff, sleep } from './http.js';
 
 /** The claims of a JWT, or `{}` when it does not decode. */
 export function claims(token) {
@@ -18,7 +20,7 @@ export function claims(token) {
 export class TokenSource {
   constructor(option) {
     if (typeof option !== 'string' && typeof option !== 'function') {
-      throw new TypeError('EventFeed: options.token must be a string or a function');
+      throw new FeedError({ code: 'invalid', message: 'EventFeed: options.token must be a string or a function' });
     }
     this._option = option;
     this.current = typeof option === 'string' ? option : null;
@@ -38,16 +40,28 @@ export class TokenSource {
     return typeof exp === 'number' ? exp * 1000 : Infinity;
   }
 
-  /** Calls the token function (a string option is returned as it is). */
+  /**
+   * Calls the token function (a string option is returned as it is). A
+   * function that throws, rejects or gives no token rejects with a
+   * FeedError `unauthorized` whose `cause` is what it threw.
+   */
   async fresh() {
     if (this.refreshable) {
-      const token = await this._option();
-      if (typeof token !== 'string' || !token) throw new TypeError('EventFeed: the token function gave no token');
+      let token;
+      try {
+        token = await this._option();
+      } catch (err) {
+        throw new FeedError({ code: 'unauthorized', message: `the token function failed: ${err?.message ?? err}` }, err);
+      }
+      if (typeof token !== 'string' || !token) {
+        throw new FeedError({ code: 'unauthorized', message: 'the token function gave no token' });
+      }
       this.current = token;
       this._unused = true;
     }
     return this.current;
   }
+
 
   /** A token for a socket connect: the function is called for every one. */
   async forConnect() {
@@ -77,4 +91,21 @@ export class TokenSource {
     const early = Math.min(30_000, Math.max(500, left / 4));
     return Math.max(0, left - early);
   }
+}
+
+/**
+ * Calls `get` until it resolves, waiting longer after each failure (each
+ * reported to `report`); resolves to null once `stopped()` holds.
+ */
+export async function keepTrying(get, { report, stopped, min, max }) {
+  for (let attempt = 1; !stopped(); attempt += 1) {
+    try {
+      return await get();
+    } catch (err) {
+      if (stopped()) break;
+      report(err);
+      await sleep(backoff(attempt, min, max));
+    }
+  }
+  return null;
 }

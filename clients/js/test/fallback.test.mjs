@@ -20,7 +20,7 @@ describe('fallback (postgres)', () => {
       });
       const seen = h.record(feed);
       const statuses = [];
-      feed.onStatus((s) => statuses.push(s));
+      feed.onStatus((s) => statuses.push(s.status));
       await h.until(() => feed.status === 'live', 'live');
       const loop = h.appendLoop(() => c.server.url, h.publisher(t), { everyMs: 40 });
       await h.until(() => seen.length >= 5, 'events over the socket');

@@ -13,7 +13,7 @@ for (const kind of ['postgres', 'sqlite']) {
       const t = h.tenant();
       const feed = h.open(c.server.url, { token: h.reader(t), storage: h.memoryStorage() });
       const statuses = [];
-      feed.onStatus((s) => statuses.push(s));
+      feed.onStatus((s) => statuses.push(s.status));
       const all = h.record(feed);
       const paid = [];
       const stop = feed.on('invoice:paid', (e) => paid.push(e.data.i));

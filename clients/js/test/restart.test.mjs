@@ -14,7 +14,7 @@ describe('restart (postgres)', () => {
     const feed = h.open(c.proxy.url, { token: h.reader(t), storage: h.memoryStorage() });
     const seen = h.record(feed);
     const statuses = [];
-    feed.onStatus((s) => statuses.push(s));
+    feed.onStatus((s) => statuses.push(s.status));
     await h.until(() => feed.status === 'live', 'live');
     await h.append(c.server.url, h.publisher(t), ...h.range(0, 3).map((i) => h.numbered(i)));
     await h.until(() => seen.length === 3, 'the first 3');

@@ -16,7 +16,7 @@ describe('token expiry (postgres)', () => {
     const feed = h.open(c.server.url, { token: () => token(t), storage: h.memoryStorage(), ...options });
     const seen = h.record(feed);
     const statuses = [];
-    feed.onStatus((s) => statuses.push(s));
+    feed.onStatus((s) => statuses.push(s.status));
     await h.until(() => feed.status === ready, ready);
     if (ready === 'fallback') {
       // No cursor yet, and SSE starts live: take one from a first event.
