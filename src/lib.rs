@@ -93,7 +93,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         .layer(axum::middleware::from_fn(metrics::track_http))
         .layer(metrics::trace_layer())
         .layer(DefaultBodyLimit::max(16 * 1024 * 1024 + 2 * state.config.max_event_bytes))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), check_socket_origin))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard_socket_io))
         .layer(cors(state.config.cors_origins.as_ref()));
     Ok(Server { state, router, close_sockets, commits })
 }
@@ -147,11 +147,18 @@ const TASKS_BOUND: Duration = Duration::from_secs(10);
 const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 
+/// Guards the Socket.IO transports. Once the drain has ended, every request
+/// is `unavailable`: a new handshake, or a polling request of a socket about
+/// to close, fails at the transport, and socket.io-client retries (through
+/// the load balancer, elsewhere), where a Socket.IO refusal would end it.
 /// With allowed origins configured, a browser page from any other origin
 /// cannot open a Socket.IO connection either: WebSocket handshakes are not
 /// subject to CORS, so the `Origin` header is checked here, for both
 /// transports. The server's own origin always passes.
-async fn check_socket_origin(State(state): State<AppState>, req: Request, next: Next) -> Response {
+async fn guard_socket_io(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if state.shutdown.is_cancelled() && req.uri().path().starts_with("/socket.io/") {
+        return Error::Unavailable("this node is stopping; connect to another".into()).into_response();
+    }
     let refused = match (&state.config.cors_origins, req.headers().get(header::ORIGIN)) {
         (Some(allowed), Some(origin)) if req.uri().path().starts_with("/socket.io/") => {
             !origin.to_str().is_ok_and(|o| allowed.allows(o) || own_origin(o, req.headers()))

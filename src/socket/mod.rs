@@ -27,6 +27,9 @@ use crate::state::AppState;
 use crate::store::Store;
 use adapter::ResilientDriver;
 
+/// How long closing waits for Socket.IO handshakes already on the wire.
+const HANDSHAKES_IN_FLIGHT: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// Closes every socket at the Engine.IO level, so clients reconnect (to
 /// another node) at once; used at shutdown. Resolves to how many there were.
 pub type CloseSockets = Box<dyn FnOnce() -> BoxFuture<'static, usize> + Send>;
@@ -68,6 +71,11 @@ fn started<A: Adapter>(io: SocketIo<A>, state: &AppState) -> CloseSockets {
     state.tasks.spawn(announcer);
     Box::new(move || {
         Box::pin(async move {
+            // A client whose transport opened just before the stop sends its
+            // Socket.IO CONNECT next; once the namespaces are closed it would
+            // be refused ("Invalid namespace"), which socket.io-client does
+            // not retry. Let those in first, to be closed with the rest.
+            tokio::time::sleep(HANDSHAKES_IN_FLIGHT).await;
             let sockets = io.nsps().iter().map(|ns| ns.clone().local().sockets().len()).sum();
             io.close().await;
             sockets

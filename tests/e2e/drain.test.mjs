@@ -66,7 +66,11 @@ function appender(url, token, stream, log) {
 function socket(url, token) {
   const s = io(url, { transports: ['websocket'], forceNew: true, reconnectionDelay: 200, reconnectionDelayMax: 1_000, auth: { token } });
   s.connects = 0;
+  s.errors = [];
   s.on('connect', () => s.connects++);
+  s.on('connect_error', (e) => s.errors.push(e.message));
+  s.on('disconnect', (r) => s.errors.push(`disconnect: ${r}`));
+  s.io.on('reconnect_attempt', (n) => (s.attempts = n));
   return s;
 }
 
@@ -109,7 +113,9 @@ test(
         await waitUntil(
           () => sockets.every((s, i) => s.connected && s.connects > connects[i]),
           15_000,
-          `round ${round}: every socket back (${sockets.filter((s, i) => s.connected && s.connects > connects[i]).length})`,
+          `round ${round}: every socket back (${sockets.filter((s, i) => s.connected && s.connects > connects[i]).length}; ` +
+            `connected ${sockets.filter((s) => s.connected).length}; errors ${JSON.stringify(sockets.flatMap((s) => s.errors.slice(-1)).slice(0, 5))}; ` +
+            `attempts ${JSON.stringify(sockets.slice(0, 5).map((s) => s.attempts))}; lb open ${lb.open.size})`,
         );
         const back = Date.now() - signalled;
         t.diagnostic(
