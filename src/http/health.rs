@@ -39,6 +39,23 @@ struct Readiness {
     store: bool,
     feed: bool,
     adapter: bool,
+    /// Each read replica (`EVENTFEED_REPLICA_URLS`). A replica that is down
+    /// or behind does not make the node unready: the primary reads instead.
+    replicas: Vec<ReplicaReadiness>,
+}
+
+/// One read replica's state.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct ReplicaReadiness {
+    /// `host:port/database`.
+    replica: String,
+    /// It answers, and is a streaming replica of this primary.
+    up: bool,
+    /// How far behind the primary it is, in seconds; null while unknown.
+    lag_seconds: Option<f64>,
+    /// Reads it has answered since this node started.
+    reads: u64,
 }
 
 /// 200 when the store answers, the tailer has read it within the last few
@@ -52,7 +69,18 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let adapter = state.adapter.is_listening();
     let ok = store && reading && listening && adapter;
     let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(Readiness { store, feed: reading && listening, adapter }))
+    let replicas = state
+        .store
+        .replicas()
+        .into_iter()
+        .map(|r| ReplicaReadiness {
+            replica: r.replica,
+            up: r.up,
+            lag_seconds: r.lag.map(|lag| lag.as_secs_f64()),
+            reads: r.reads,
+        })
+        .collect();
+    (status, Json(Readiness { store, feed: reading && listening, adapter, replicas }))
 }
 
 /// Prometheus text format.

@@ -23,11 +23,14 @@ mod append;
 mod consumers;
 #[path = "pg_read.rs"]
 mod read;
+#[path = "pg_replica_reads.rs"]
+mod replica_reads;
 
 pub use read::READ_FEED;
 
 use super::Doorbell;
 use super::pools::{self, PoolSet, Pools};
+use super::replicas::{ReplicaStatus, Replicas};
 use crate::error::Result;
 
 /// The notification channel rung by the events trigger.
@@ -44,11 +47,14 @@ pub struct PgStore {
     /// does not answer (see [`pools`](super::pools)).
     pools: Arc<Pools>,
     options: Arc<PgConnectOptions>,
+    /// Streaming replicas that serve reads of history, if any are configured.
+    replicas: Option<Arc<Replicas>>,
 }
 
 impl PgStore {
-    /// Waits for the database, then runs the migrations.
-    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+    /// Waits for the database, runs the migrations, then probes the
+    /// replicas (`replica_urls`, each skipped while behind by more than `max_lag`).
+    pub async fn connect(url: &str, replica_urls: &[String], max_lag: std::time::Duration) -> anyhow::Result<Self> {
         anyhow::ensure!(
             url.starts_with("postgres://") || url.starts_with("postgresql://"),
             "DATABASE_URL must be a postgres:// URL (unset it to use the embedded store)"
@@ -70,7 +76,20 @@ impl PgStore {
             .await
             .map_err(|e| anyhow::anyhow!("database migration failed: {e}"))?;
         append::install_api(&pools.current().main).await.context("installing the SQL API (sql/api.sql) failed")?;
-        Ok(PgStore { pools, options: Arc::new(options) })
+        let replicas = match replica_urls {
+            [] => None,
+            urls => {
+                let replicas = Arc::new(Replicas::new(urls, max_lag)?);
+                replicas.start(pools.current().main.clone()).await;
+                Some(replicas)
+            }
+        };
+        Ok(PgStore { pools, options: Arc::new(options), replicas })
+    }
+
+    /// Each configured replica's state, for `/ready`.
+    pub fn replica_statuses(&self) -> Vec<ReplicaStatus> {
+        self.replicas.as_ref().map(|r| r.statuses()).unwrap_or_default()
     }
 
     fn main(&self) -> PgPool {
@@ -139,6 +158,9 @@ impl PgStore {
     }
 
     pub async fn close(&self) {
+        if let Some(replicas) = &self.replicas {
+            replicas.stop.cancel();
+        }
         self.pools.close().await;
     }
 }

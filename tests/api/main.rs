@@ -16,5 +16,6 @@ mod metrics;
 mod openapi;
 mod ordering;
 mod outbox;
+mod replicas;
 mod sql_api;
 mod sql_install;
