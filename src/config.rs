@@ -57,6 +57,29 @@ pub struct StoreConfig {
     /// A replica further behind the primary than this is skipped until it catches up.
     #[arg(long, env = "EVENTFEED_REPLICA_MAX_LAG", default_value = "10s", value_parser = parse_duration)]
     pub replica_max_lag: Duration,
+
+    /// On PostgreSQL, the span of time each partition of the events table holds.
+    #[arg(long, env = "EVENTFEED_PARTITION", value_enum, default_value_t = PartitionStep::Month)]
+    pub partition: PartitionStep,
+}
+
+/// The span of one partition of the events table.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PartitionStep {
+    Month,
+    Week,
+    Day,
+}
+
+impl PartitionStep {
+    /// The name `date_trunc` knows it by.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PartitionStep::Month => "month",
+            PartitionStep::Week => "week",
+            PartitionStep::Day => "day",
+        }
+    }
 }
 
 /// The replicas' URLs, each a valid `postgres://` URL. Never printed: they

@@ -64,10 +64,7 @@ impl Doorbell {
 /// else the embedded file.
 pub async fn open(config: &crate::config::StoreConfig) -> anyhow::Result<Store> {
     match &config.database_url {
-        Some(url) => {
-            let replicas = config.replica_urls.as_ref().map(|r| r.0.as_slice()).unwrap_or_default();
-            Ok(Store::Postgres(postgres::PgStore::connect(&url.0, replicas, config.replica_max_lag).await?))
-        }
+        Some(url) => Ok(Store::Postgres(postgres::PgStore::connect(&url.0, config).await?)),
         None => {
             if config.replica_urls.as_ref().is_some_and(|r| !r.0.is_empty()) {
                 tracing::warn!("EVENTFEED_REPLICA_URLS is ignored: read replicas need DATABASE_URL (PostgreSQL)");
@@ -155,7 +152,8 @@ impl Store {
         self.bounded(QUICK, async { dispatch!(self, s => s.retention_floor().await) }).await
     }
 
-    /// Deletes events older than `before`; returns how many.
+    /// Removes events older than `before`; returns how many. On PostgreSQL
+    /// whole partitions are dropped, once every event in them is older.
     pub async fn prune(&self, before: DateTime<Utc>) -> Result<u64> {
         self.bounded(APPEND, async { dispatch!(self, s => s.prune(before).await) }).await
     }

@@ -16,6 +16,7 @@ mod metrics;
 mod openapi;
 mod ordering;
 mod outbox;
+mod partitions;
 mod replicas;
 mod sql_api;
 mod sql_install;

@@ -54,7 +54,7 @@ async fn a_database_of_the_previous_release_upgrades() {
 
 /// A database with the migrations up to `last` (its number), run as a
 /// release that shipped them ran them.
-async fn migrated_to(db: &TestDb, last: &str) -> PgPool {
+pub(crate) async fn migrated_to(db: &TestDb, last: &str) -> PgPool {
     let dir = std::env::temp_dir().join(format!("ef_old_migrations_{}", Uuid::new_v4().simple()));
     std::fs::create_dir(&dir).unwrap();
     for entry in std::fs::read_dir("migrations/postgres").unwrap() {

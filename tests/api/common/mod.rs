@@ -13,6 +13,7 @@ use sqlx::{Connection, Executor, PgConnection, PgPool};
 use tokio::sync::oneshot;
 
 pub mod cluster;
+pub mod partitions;
 pub mod sql;
 
 /// How long a test waits for a condition before it fails.
