@@ -425,7 +425,7 @@ END $$;
 
 -- Retention: drops, oldest first, every partition that ends at or before
 -- `before` (so every event in it is older), and returns how many events
--- they held. It never deletes rows. The retention floor becomes the newest
+-- they held (as the planner counts them, once analyzed). It never deletes rows. The retention floor becomes the newest
 -- cursor dropped, so a reader behind it is reset rather than silently
 -- skipping (a later partition may still hold an event below the floor,
 -- which only such readers could want). A partition holding a row of a
@@ -446,7 +446,14 @@ BEGIN
         EXECUTE format('SELECT tx_id, position FROM eventfeed.%I ORDER BY tx_id DESC, position DESC LIMIT 1',
                        part.name) INTO last_tx, last_position;
         EXIT WHEN last_tx >= horizon;
-        EXECUTE format('SELECT count(*) FROM eventfeed.%I', part.name) INTO held;
+        -- The planner's row count when the partition has been analyzed (an
+        -- old one has, by autovacuum): counting millions of rows to drop them
+        -- would cost what dropping saves.
+        SELECT CASE WHEN c.reltuples >= 0 THEN c.reltuples::bigint END INTO held
+        FROM pg_class c WHERE c.oid = format('eventfeed.%I', part.name)::regclass;
+        IF held IS NULL THEN
+            EXECUTE format('SELECT count(*) FROM eventfeed.%I', part.name) INTO held;
+        END IF;
         IF last_tx IS NOT NULL THEN
             INSERT INTO eventfeed.retention AS r (tx_id, position) VALUES (last_tx, last_position)
             ON CONFLICT (only_row) DO UPDATE SET tx_id = excluded.tx_id, position = excluded.position
