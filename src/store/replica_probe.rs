@@ -24,28 +24,38 @@ struct Seen {
     replay_age: Option<f64>,
     horizon: i64,
     system: Option<i64>,
+    database: String,
+}
+
+/// What a replica must share with the primary: the cluster (its system
+/// identifier, when the role may read it) and the database.
+#[derive(Clone, Debug)]
+struct Identity {
+    system: Option<i64>,
+    database: String,
 }
 
 impl Replicas {
     /// Probes every replica once, naming in a warning each one that cannot
     /// be used, then again every second until the store closes.
     pub async fn start(self: &Arc<Self>, primary: PgPool) {
-        let system = system_id(&primary).await;
-        self.probe_all(&primary, system).await;
+        let database = sqlx::query_scalar("SELECT current_database()::text").fetch_one(&primary).await;
+        let primary_is = Identity { system: system_id(&primary).await, database: database.unwrap_or_default() };
+        self.probe_all(&primary, &primary_is).await;
         let me = self.clone();
         tokio::spawn(async move {
             let stop = me.stop.clone();
             stop.run_until_cancelled(async {
                 loop {
                     tokio::time::sleep(PROBE_EVERY).await;
-                    me.probe_all(&primary, system).await;
+                    me.probe_all(&primary, &primary_is).await;
                 }
             })
             .await
         });
     }
 
-    async fn probe_all(&self, primary: &PgPool, system: Option<i64>) {
+    async fn probe_all(&self, primary: &PgPool, primary_is: &Identity) {
         // Taken before the replicas are asked: a replica that has replayed
         // this far held everything the primary had at this moment.
         let lsn: Option<String> = tokio::time::timeout(
@@ -55,19 +65,24 @@ impl Replicas {
         .await
         .ok()
         .and_then(Result::ok);
-        let probes = self.list.iter().map(|replica| probe(replica, lsn.as_deref(), system, self.max_lag));
+        let probes = self.list.iter().map(|replica| probe(replica, lsn.as_deref(), primary_is, self.max_lag));
         futures::future::join_all(probes).await;
     }
 }
 
-async fn probe(replica: &Replica, primary_lsn: Option<&str>, primary_system: Option<i64>, max_lag: Duration) {
+async fn probe(replica: &Replica, primary_lsn: Option<&str>, primary_is: &Identity, max_lag: Duration) {
     let seen = tokio::time::timeout(PROBE_BOUND, look(&replica.pool(), primary_lsn)).await;
     let now = Instant::now();
     let mut h = replica.health();
     let reason = match seen {
-        Err(_) => Some("it does not answer".to_owned()),
-        Ok(Err(e)) => Some(format!("it cannot be reached ({})", crate::error::describe(&e))),
-        Ok(Ok(seen)) => judge(&mut h, &seen, primary_lsn.is_some(), primary_system, max_lag, now),
+        Ok(Ok(seen)) => judge(&mut h, &seen, primary_lsn.is_some(), primary_is, max_lag, now),
+        failed => {
+            h.up = false;
+            match failed {
+                Ok(Err(e)) => Some(format!("it cannot be reached ({})", crate::error::describe(&e))),
+                _ => Some("it does not answer".to_owned()),
+            }
+        }
     };
     let label = replica.label.as_str();
     metrics::gauge!("eventfeed_replica_up", "replica" => label.to_owned()).set(if h.up { 1.0 } else { 0.0 });
@@ -82,7 +97,7 @@ async fn probe(replica: &Replica, primary_lsn: Option<&str>, primary_system: Opt
         }
         h.reason = reason;
     }
-    if h.reason.is_some() && !h.refused && !h.up {
+    if !h.up {
         h.lag = None;
     }
 }
@@ -92,11 +107,11 @@ fn judge(
     h: &mut Health,
     seen: &Seen,
     primary_known: bool,
-    primary_system: Option<i64>,
+    primary_is: &Identity,
     max_lag: Duration,
     now: Instant,
 ) -> Option<String> {
-    if let (Some(theirs), Some(ours)) = (seen.system, primary_system)
+    if let (Some(theirs), Some(ours)) = (seen.system, primary_is.system)
         && theirs != ours
     {
         h.refused = true;
@@ -104,6 +119,11 @@ fn judge(
         return Some(format!(
             "it is a replica of another database (system identifier {theirs}; the primary's is {ours})"
         ));
+    }
+    if seen.database != primary_is.database {
+        h.refused = true;
+        h.up = false;
+        return Some(format!("it serves database {:?}, not the primary's {:?}", seen.database, primary_is.database));
     }
     if !seen.recovery {
         h.up = false;
@@ -135,7 +155,8 @@ async fn look(pool: &PgPool, primary_lsn: Option<&str>) -> Result<Seen, sqlx::Er
         "SELECT pg_is_in_recovery() AS recovery, \
            coalesce(pg_last_wal_replay_lsn() >= $1::pg_lsn, false) AS caught_up, \
            extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 AS replay_age, \
-           pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon",
+           pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon, \
+           current_database()::text AS database",
     )
     .bind(primary_lsn)
     .fetch_one(pool)
@@ -146,6 +167,7 @@ async fn look(pool: &PgPool, primary_lsn: Option<&str>) -> Result<Seen, sqlx::Er
         replay_age: row.try_get("replay_age")?,
         horizon: row.try_get("horizon")?,
         system: system_id(pool).await,
+        database: row.try_get("database")?,
     })
 }
 

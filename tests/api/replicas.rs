@@ -17,14 +17,15 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
 
-/// A server on the cluster's primary; with `replicas`, those read replicas.
-async fn server(cluster: &Cluster, replicas: &[String]) -> TestServer {
+/// A server on the cluster's primary; with `replicas`, those read replicas; `more` flags.
+async fn server(cluster: &Cluster, replicas: &[String], more: &[&str]) -> TestServer {
     let primary = cluster.primary_url(DB);
     let list = replicas.join(",");
     let mut args = vec!["--database-url", &primary];
     if !replicas.is_empty() {
         args.extend(["--replica-urls", &list]);
     }
+    args.extend_from_slice(more);
     let mut server = TestServer::start(&args).await;
     server.db_url = Some(primary.clone()); // for `settle`; the cluster is dropped, not the database
     server
@@ -135,8 +136,9 @@ async fn replay(s: &TestServer, user: &str, after: Cursor) -> Vec<eventfeed::eve
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_answers_exactly_as_the_primary() {
     let cluster = Cluster::start().await;
-    let with = server(&cluster, &[cluster.replica_url(DB)]).await;
-    let primary = server(&cluster, &[]).await;
+    // The second is the right replica but another of its databases: refused.
+    let with = server(&cluster, &[cluster.replica_url(DB), cluster.replica_url("postgres")], &[]).await;
+    let primary = server(&cluster, &[], &[]).await;
     populate(&with, 60).await;
     let (u1, u2) = (token("acme", "u1", &[]), token("acme", "u2", &[]));
     let auditor = token("acme", "a", &["auditor"]);
@@ -170,6 +172,8 @@ async fn a_replica_answers_exactly_as_the_primary() {
 
     // The replica answered these reads, not the primary behind its back.
     assert!(replica_reads(&with).await >= before + 20, "{}", replica_state(&with).await);
+    let (_, ready) = common::send(with.http.get(format!("{}/ready", with.base))).await;
+    assert_eq!((ready["replicas"][1]["up"].clone(), ready["replicas"][1]["reads"].clone()), (json!(false), json!(0)));
     let metrics = with.metrics().await;
     assert!(metrics.contains("eventfeed_replica_reads_total{"), "{metrics}");
     assert!(metrics.contains("eventfeed_replica_lag_seconds{"), "{metrics}");
@@ -208,7 +212,7 @@ async fn append_one(s: &TestServer, i: usize) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_stopped_or_restarted_replica_costs_no_client_anything() {
     let cluster = Cluster::start().await;
-    let s = server(&cluster, &[cluster.replica_url(DB)]).await;
+    let s = server(&cluster, &[cluster.replica_url(DB)], &["--replica-max-lag", "6s"]).await;
     let t = token("acme", "u1", &[]);
     for i in 0..30 {
         append_one(&s, i).await;
@@ -236,12 +240,21 @@ async fn a_paused_stopped_or_restarted_replica_costs_no_client_anything() {
     let appended = append_one(&s, 30).await;
     let (status, page) = tokio::time::timeout(Duration::from_secs(5), poll).await.expect("woken in time").unwrap();
     assert_eq!((status, page["events"][0]["id"].clone()), (StatusCode::OK, appended["id"].clone()));
+    let history = pages(&s, &t, "/api/events?limit=5").await;
+    assert_eq!(history.last().unwrap()["events"][0]["id"], appended["id"], "complete, the new event included");
+    assert!(replica_reads(&s).await > before, "old history is still read from the paused replica");
     let live = [append_one(&s, 31).await, append_one(&s, 32).await];
     assert_eq!(sse(&s, &t, &head.to_string(), 3).await[1..], live);
     let replayed = replay(&s, "u1", Cursor::ZERO).await;
     assert_eq!(replayed.len(), 33);
+    // Lagging past the bound, it is not asked at all.
+    common::wait_until("the paused replica lags past the bound", async || {
+        replica_state(&s).await["lagSeconds"].as_f64().is_some_and(|lag| lag > 6.0)
+    })
+    .await;
+    let before = replica_reads(&s).await;
     assert_eq!(pages(&s, &t, "/api/events?limit=5").await.len(), 7);
-    assert!(replica_reads(&s).await > before, "old history is still read from the paused replica");
+    assert_eq!(replica_reads(&s).await, before);
     sqlx::query("SELECT pg_wal_replay_resume()").execute(&mut replica).await.unwrap();
     drop(replica);
 
@@ -279,9 +292,11 @@ async fn replicas_that_cannot_serve_are_skipped_from_the_start() {
     let unreachable = format!("postgres://postgres@127.0.0.1:{}/{DB}", common::cluster::free_port());
     // Another cluster's replica; the primary itself; nobody.
     let urls = [cluster.replica_url(DB), db.url.clone(), unreachable].join(",");
-    let s = TestServer::start(&["--database-url", &db.url, "--replica-urls", &urls]).await;
+    let mut s = TestServer::start(&["--database-url", &db.url, "--replica-urls", &urls]).await;
+    s.db_url = Some(db.url.clone());
     let t = token("acme", "u1", &["publisher"]);
     append_one(&s, 0).await;
+    s.settle().await;
     let (status, ready) = common::send(s.http.get(format!("{}/ready", s.base))).await;
     assert_eq!(status, StatusCode::OK, "{ready}");
     let replicas = ready["replicas"].as_array().unwrap();
