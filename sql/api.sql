@@ -40,6 +40,16 @@ LANGUAGE sql IMMUTABLE AS $$
     END
 $$;
 
+-- Serializes the appends of one id of one tenant, until the transaction
+-- ends. The events table is partitioned by time, and a partitioned table's
+-- unique indexes hold per partition only: two appends of one id that would
+-- land in two partitions are kept apart by this lock, taken before the id is
+-- looked for, so the second one finds the first.
+CREATE OR REPLACE FUNCTION eventfeed.lock_id(p_tenant_id text, p_id uuid) RETURNS void
+LANGUAGE sql AS $$
+    SELECT pg_advisory_xact_lock(hashtextextended(p_tenant_id || '/' || p_id::text, 20251));
+$$;
+
 -- Appends one event and returns the stored row: the per-event path, shared by
 -- append_event and by append_batch's per-request path.
 --
@@ -65,6 +75,7 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF p_id IS NOT NULL THEN
+        PERFORM eventfeed.lock_id(p_tenant_id, p_id);
         SELECT * INTO stored FROM eventfeed.events e
         WHERE e.tenant_id = p_tenant_id AND e.id = p_id;
         IF FOUND THEN
@@ -193,6 +204,16 @@ DECLARE
     stamps timestamptz[];
     clean boolean;
 BEGIN
+    -- Lock every id the batch gives, in one order, before its streams, as
+    -- insert_event does: the ids are then looked for with no other append
+    -- of them in flight (see lock_id).
+    FOR touched IN
+        SELECT DISTINCT u.t, u.i FROM unnest(append_batch.tenant_id, append_batch.id) u (t, i)
+        WHERE u.i IS NOT NULL ORDER BY 1, 2
+    LOOP
+        PERFORM eventfeed.lock_id(touched.t, touched.i);
+    END LOOP;
+
     -- Lock every stream the batch touches, one primary-key lookup each, in
     -- one order, so that concurrent batches cannot deadlock on each other's
     -- streams, and note its version (0: a new stream). A join against the
@@ -362,4 +383,85 @@ BEGIN
         END IF;
         lo := hi + 1;
     END LOOP;
+END $$;
+
+-- The events table's partitions by time (migration 0007): creates the ones
+-- missing from the end of the last one to two steps past now, each ending
+-- at a step boundary (UTC) after it begins; returns how many it made.
+-- Called by the server at start and every hour. It waits at most a second
+-- for its lock on the table (an application's long transaction may hold
+-- one), and otherwise fails, to be tried again later: the partitions exist
+-- well before they are needed.
+CREATE OR REPLACE FUNCTION eventfeed.ensure_partitions(step text) RETURNS int
+LANGUAGE plpgsql AS $$
+DECLARE
+    unit interval := CASE step WHEN 'month' THEN interval '1 month' WHEN 'week' THEN interval '1 week'
+                               WHEN 'day' THEN interval '1 day' END;
+    start timestamptz;
+    stop timestamptz;
+    name text;
+    made int := 0;
+BEGIN
+    IF unit IS NULL THEN
+        RAISE EXCEPTION 'partition step must be month, week or day, not %', step
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM set_config('lock_timeout', '1s', true);
+    PERFORM pg_advisory_xact_lock(hashtextextended('eventfeed.partitions', 20251));
+    SELECT max(until_at) INTO start FROM eventfeed.partitions;
+    WHILE start < now() + 2 * unit LOOP
+        stop := date_trunc(step, start, 'UTC') + unit;
+        name := 'events_' || to_char(start AT TIME ZONE 'UTC', 'YYYYMMDD');
+        EXECUTE format('CREATE TABLE eventfeed.%I PARTITION OF eventfeed.events FOR VALUES FROM (%L) TO (%L)',
+                       name, start, stop);
+        EXECUTE format('ALTER TABLE eventfeed.%I ADD PRIMARY KEY (position), ADD UNIQUE (tenant_id, id), '
+                       'ADD UNIQUE (tenant_id, stream, version)', name);
+        INSERT INTO eventfeed.partitions (name, from_at, until_at) VALUES (name, start, stop);
+        start := stop;
+        made := made + 1;
+    END LOOP;
+    RETURN made;
+END $$;
+
+-- Retention: drops, oldest first, every partition that ends at or before
+-- `before` (so every event in it is older), and returns how many events
+-- they held (as the planner counts them, once analyzed). It never deletes rows. The retention floor becomes the newest
+-- cursor dropped, so a reader behind it is reset rather than silently
+-- skipping (a later partition may still hold an event below the floor,
+-- which only such readers could want). A partition holding a row of a
+-- transaction still open is kept, and so are the ones after it.
+CREATE OR REPLACE FUNCTION eventfeed.drop_expired_partitions(before timestamptz) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    horizon bigint := pg_snapshot_xmin(pg_current_snapshot())::text::bigint;
+    part record;
+    last_tx bigint;
+    last_position bigint;
+    held bigint;
+    dropped bigint := 0;
+BEGIN
+    PERFORM set_config('lock_timeout', '1s', true);
+    PERFORM pg_advisory_xact_lock(hashtextextended('eventfeed.partitions', 20251));
+    FOR part IN SELECT p.name FROM eventfeed.partitions p WHERE p.until_at <= before ORDER BY p.until_at LOOP
+        EXECUTE format('SELECT tx_id, position FROM eventfeed.%I ORDER BY tx_id DESC, position DESC LIMIT 1',
+                       part.name) INTO last_tx, last_position;
+        EXIT WHEN last_tx >= horizon;
+        -- The planner's row count when the partition has been analyzed (an
+        -- old one has, by autovacuum): counting millions of rows to drop them
+        -- would cost what dropping saves.
+        SELECT CASE WHEN c.reltuples >= 0 THEN c.reltuples::bigint END INTO held
+        FROM pg_class c WHERE c.oid = format('eventfeed.%I', part.name)::regclass;
+        IF held IS NULL THEN
+            EXECUTE format('SELECT count(*) FROM eventfeed.%I', part.name) INTO held;
+        END IF;
+        IF last_tx IS NOT NULL THEN
+            INSERT INTO eventfeed.retention AS r (tx_id, position) VALUES (last_tx, last_position)
+            ON CONFLICT (only_row) DO UPDATE SET tx_id = excluded.tx_id, position = excluded.position
+            WHERE (r.tx_id, r.position) < (excluded.tx_id, excluded.position);
+        END IF;
+        EXECUTE format('DROP TABLE eventfeed.%I', part.name);
+        DELETE FROM eventfeed.partitions p WHERE p.name = part.name;
+        dropped := dropped + held;
+    END LOOP;
+    RETURN dropped;
 END $$;

@@ -64,6 +64,61 @@ pub struct StoreConfig {
     /// The embedded store's file, used when DATABASE_URL is unset.
     #[arg(long, env = "EVENTFEED_DATA_FILE", default_value = "eventfeed.db")]
     pub data_file: PathBuf,
+
+    /// Comma list of PostgreSQL streaming replicas of DATABASE_URL that serve reads of history.
+    #[arg(long, env = "EVENTFEED_REPLICA_URLS", hide_env_values = true, value_parser = parse_replica_urls)]
+    pub replica_urls: Option<ReplicaUrls>,
+
+    /// A replica further behind the primary than this is skipped until it catches up.
+    #[arg(long, env = "EVENTFEED_REPLICA_MAX_LAG", default_value = "10s", value_parser = parse_duration)]
+    pub replica_max_lag: Duration,
+
+    /// On PostgreSQL, the span of time each partition of the events table holds.
+    #[arg(long, env = "EVENTFEED_PARTITION", value_enum, default_value_t = PartitionStep::Month)]
+    pub partition: PartitionStep,
+}
+
+/// The span of one partition of the events table.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PartitionStep {
+    Month,
+    Week,
+    Day,
+}
+
+impl PartitionStep {
+    /// The name `date_trunc` knows it by.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PartitionStep::Month => "month",
+            PartitionStep::Week => "week",
+            PartitionStep::Day => "day",
+        }
+    }
+}
+
+/// The replicas' URLs, each a valid `postgres://` URL. Never printed: they
+/// may hold passwords.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ReplicaUrls(pub Vec<String>);
+
+impl fmt::Debug for ReplicaUrls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ReplicaUrls({} hidden)", self.0.len())
+    }
+}
+
+/// Parses a comma list of `postgres://` URLs; names (by place, not by
+/// content, which may hold a password) the first one that is not.
+pub fn parse_replica_urls(s: &str) -> Result<ReplicaUrls, String> {
+    let urls: Vec<String> = s.split(',').map(str::trim).filter(|u| !u.is_empty()).map(str::to_owned).collect();
+    for (i, url) in urls.iter().enumerate() {
+        let scheme = url.starts_with("postgres://") || url.starts_with("postgresql://");
+        if !scheme || url.parse::<sqlx::postgres::PgConnectOptions>().is_err() {
+            return Err(format!("replica URL number {} is not a valid postgres:// URL", i + 1));
+        }
+    }
+    Ok(ReplicaUrls(urls))
 }
 
 /// Logging, for every command.
@@ -278,6 +333,16 @@ mod tests {
             assert!(!err.contains('\n'), "{err}");
         }
         assert!(parse_origins("not an origin,@@").unwrap_err().contains("not an origin"));
+    }
+
+    #[test]
+    fn replica_urls() {
+        let urls = parse_replica_urls("postgres://u:pw@r1:5432/db, postgresql://r2/db,").unwrap();
+        assert_eq!(urls.0.len(), 2);
+        assert!(!format!("{urls:?}").contains("pw"));
+        let err = parse_replica_urls("postgres://r1/db,mysql://u:pw@r2/db").unwrap_err();
+        assert!(err.contains("number 2") && !err.contains("pw"), "{err}");
+        assert_eq!(parse_replica_urls("").unwrap().0.len(), 0);
     }
 
     #[test]

@@ -42,6 +42,23 @@ struct Readiness {
     /// True once the node was told to stop: it serves on for the drain, but
     /// load balancers should send new work elsewhere.
     draining: bool,
+    /// Each read replica (`EVENTFEED_REPLICA_URLS`). A replica that is down
+    /// or behind does not make the node unready: the primary reads instead.
+    replicas: Vec<ReplicaReadiness>,
+}
+
+/// One read replica's state.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct ReplicaReadiness {
+    /// `host:port/database`.
+    replica: String,
+    /// It answers, and is a streaming replica of this primary.
+    up: bool,
+    /// How far behind the primary it is, in seconds; null while unknown.
+    lag_seconds: Option<f64>,
+    /// Reads it has answered since this node started.
+    reads: u64,
 }
 
 /// 200 when the store answers, the tailer has read it within the last few
@@ -51,7 +68,7 @@ struct Readiness {
     responses((status = 200, body = Readiness, description = "Ready."), (status = 503, body = Readiness, description = "Not ready.")))]
 async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     if state.draining.is_cancelled() {
-        let draining = Readiness { store: true, feed: true, adapter: true, draining: true };
+        let draining = Readiness { store: true, feed: true, adapter: true, draining: true, replicas: replicas(&state) };
         return (StatusCode::SERVICE_UNAVAILABLE, Json(draining));
     }
     let store = matches!(tokio::time::timeout(PING_BOUND, state.store.ping()).await, Ok(Ok(())));
@@ -60,7 +77,17 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let adapter = state.adapter.is_listening();
     let ok = store && reading && listening && adapter;
     let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(Readiness { store, feed: reading && listening, adapter, draining: false }))
+    (status, Json(Readiness { store, feed: reading && listening, adapter, draining: false, replicas: replicas(&state) }))
+}
+
+fn replicas(state: &AppState) -> Vec<ReplicaReadiness> {
+    let replica = |r: crate::store::ReplicaStatus| ReplicaReadiness {
+        replica: r.replica,
+        up: r.up,
+        lag_seconds: r.lag.map(|lag| lag.as_secs_f64()),
+        reads: r.reads,
+    };
+    state.store.replicas().into_iter().map(replica).collect()
 }
 
 /// Prometheus text format.

@@ -7,6 +7,8 @@
 mod commit;
 mod pools;
 pub mod postgres;
+mod replica_probe;
+mod replicas;
 pub mod sqlite;
 mod types;
 
@@ -16,6 +18,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 pub use commit::Appender;
+pub use replicas::ReplicaStatus;
 pub use types::{
     AppendRequest, Appended, AuditQuery, BEHIND_CAP, ConsumerKey, ConsumerLag, FeedQuery, NewEvent, Page, StreamQuery,
 };
@@ -61,8 +64,13 @@ impl Doorbell {
 /// else the embedded file.
 pub async fn open(config: &crate::config::StoreConfig) -> anyhow::Result<Store> {
     match &config.database_url {
-        Some(url) => Ok(Store::Postgres(postgres::PgStore::connect(&url.0).await?)),
-        None => Ok(Store::Sqlite(sqlite::SqliteStore::open(&config.data_file).await?)),
+        Some(url) => Ok(Store::Postgres(postgres::PgStore::connect(&url.0, config).await?)),
+        None => {
+            if config.replica_urls.as_ref().is_some_and(|r| !r.0.is_empty()) {
+                tracing::warn!("EVENTFEED_REPLICA_URLS is ignored: read replicas need DATABASE_URL (PostgreSQL)");
+            }
+            Ok(Store::Sqlite(sqlite::SqliteStore::open(&config.data_file).await?))
+        }
     }
 }
 
@@ -144,7 +152,8 @@ impl Store {
         self.bounded(QUICK, async { dispatch!(self, s => s.retention_floor().await) }).await
     }
 
-    /// Deletes events older than `before`; returns how many.
+    /// Removes events older than `before`; returns how many. On PostgreSQL
+    /// whole partitions are dropped, once every event in them is older.
     pub async fn prune(&self, before: DateTime<Utc>) -> Result<u64> {
         self.bounded(APPEND, async { dispatch!(self, s => s.prune(before).await) }).await
     }
@@ -199,6 +208,14 @@ impl Store {
             Store::Sqlite(_) => tracing::warn!(
                 "store: embedded SQLite file; PostgreSQL (DATABASE_URL) is the production store and the only one for several processes"
             ),
+        }
+    }
+
+    /// Each configured replica's state (none on the embedded store).
+    pub fn replicas(&self) -> Vec<ReplicaStatus> {
+        match self {
+            Store::Postgres(pg) => pg.replica_statuses(),
+            Store::Sqlite(_) => Vec::new(),
         }
     }
 

@@ -4,6 +4,7 @@
 use std::sync::LazyLock;
 
 use sqlx::Row;
+use sqlx::postgres::PgRow;
 
 use super::read::cursor_from_row;
 use super::{HORIZON, PgStore};
@@ -43,6 +44,11 @@ impl PgStore {
     }
 
     pub async fn consumers(&self, tenant_id: &str) -> Result<Vec<ConsumerLag>> {
+        if self.replicas.is_some()
+            && let Some(lags) = self.consumers_counted_on_replica(tenant_id).await?
+        {
+            return Ok(lags);
+        }
         // Counts only what a reader could be sent (below the horizon), and at
         // most the cap plus one per consumer, in the tenant's cursor index.
         static SQL: LazyLock<String> = LazyLock::new(|| {
@@ -55,16 +61,36 @@ impl PgStore {
             )
         });
         let rows = sqlx::query(SQL.as_str()).bind(tenant_id).bind(BEHIND_CAP + 1).fetch_all(&self.reads()).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ConsumerLag {
-                    consumer: r.try_get("consumer")?,
-                    user_id: r.try_get("user_id")?,
-                    cursor: cursor_from_row(r)?,
-                    updated_at: r.try_get("updated_at")?,
-                    behind: r.try_get("behind")?,
-                })
-            })
-            .collect()
+        rows.iter().map(|r| consumer_from_row(r, r.try_get("behind")?)).collect()
     }
+
+    /// The consumers as the primary has them (acks are written there), with
+    /// `behind` counted on a replica; `None` when no replica could count.
+    async fn consumers_counted_on_replica(&self, tenant_id: &str) -> Result<Option<Vec<ConsumerLag>>> {
+        let rows = sqlx::query(
+            "SELECT consumer, user_id, tx_id, position, updated_at FROM eventfeed.consumers \
+             WHERE tenant_id = $1 ORDER BY user_id, consumer",
+        )
+        .bind(tenant_id)
+        .fetch_all(&self.main())
+        .await?;
+        if rows.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
+        let cursors = rows.iter().map(cursor_from_row).collect::<Result<Vec<_>>>()?;
+        let Some(behind) = self.behind_from_replica(tenant_id, &cursors, BEHIND_CAP + 1).await else {
+            return Ok(None);
+        };
+        rows.iter().zip(behind).map(|(r, behind)| consumer_from_row(r, behind)).collect::<Result<_>>().map(Some)
+    }
+}
+
+fn consumer_from_row(r: &PgRow, behind: i64) -> Result<ConsumerLag> {
+    Ok(ConsumerLag {
+        consumer: r.try_get("consumer")?,
+        user_id: r.try_get("user_id")?,
+        cursor: cursor_from_row(r)?,
+        updated_at: r.try_get("updated_at")?,
+        behind,
+    })
 }

@@ -17,7 +17,7 @@ use crate::error::Result;
 use crate::event::{Actor, Audience, Event};
 use crate::store::{AuditQuery, FeedQuery, Page, StreamQuery};
 
-const COLUMNS: &str = "position, tx_id, id, tenant_id, stream, version, type, data, \
+pub(super) const COLUMNS: &str = "position, tx_id, id, tenant_id, stream, version, type, data, \
                        actor_id, actor_name, audience, metadata, created_at";
 const TYPE_MATCH: &str = "(cardinality($E::text[]) + cardinality($P::text[]) = 0 \
      OR type = ANY($E::text[]) \
@@ -36,21 +36,72 @@ pub static READ_FEED: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// One stream's events visible to a user, from version `$3` on, at most `$5` rows.
+pub(super) static READ_STREAM: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {COLUMNS} FROM eventfeed.events \
+         WHERE tenant_id = $1 AND stream = $2 AND version >= $3 \
+           AND (audience IS NULL OR $4 = ANY(audience)) \
+         ORDER BY version LIMIT $5"
+    )
+});
+
+/// An audit page: the tenant's events after `($2, $3)` below the horizon, filtered.
+pub(super) static AUDIT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {COLUMNS} FROM eventfeed.events \
+         WHERE tenant_id = $1 AND (tx_id, position) > ($2, $3) AND tx_id < {HORIZON} \
+           AND {types} \
+           AND ($6::text IS NULL OR stream = $6) \
+           AND ($7::text IS NULL OR actor_id = $7) \
+           AND ($8::timestamptz IS NULL OR created_at >= $8) \
+           AND ($9::timestamptz IS NULL OR created_at < $9) \
+         ORDER BY tx_id, position LIMIT $10",
+        types = type_match(4, 5)
+    )
+});
+
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+/// `READ_FEED`, or a query of its form, with the feed query's values.
+pub(super) fn bind_feed<'q>(sql: &'static str, q: &'q FeedQuery<'_>) -> PgQuery<'q> {
+    let until = q.until.unwrap_or(Cursor::new(i64::MAX, i64::MAX));
+    sqlx::query(sql)
+        .bind(q.tenant_id)
+        .bind(q.after.tx_id)
+        .bind(q.after.position)
+        .bind(until.tx_id)
+        .bind(until.position)
+        .bind(q.user_id)
+        .bind(q.types.exact())
+        .bind(q.types.prefixes())
+        .bind(q.limit + 1)
+}
+
+pub(super) fn bind_stream<'q>(sql: &'static str, q: &'q StreamQuery<'_>) -> PgQuery<'q> {
+    sqlx::query(sql).bind(q.tenant_id).bind(q.stream).bind(q.from_version).bind(q.user_id).bind(q.limit + 1)
+}
+
+pub(super) fn bind_audit<'q>(sql: &'static str, tenant_id: &'q str, q: &'q AuditQuery) -> PgQuery<'q> {
+    sqlx::query(sql)
+        .bind(tenant_id)
+        .bind(q.after.tx_id)
+        .bind(q.after.position)
+        .bind(q.types.exact())
+        .bind(q.types.prefixes())
+        .bind(&q.stream)
+        .bind(&q.actor)
+        .bind(q.from)
+        .bind(q.to)
+        .bind(q.limit + 1)
+}
+
 impl PgStore {
     pub async fn read_feed(&self, q: &FeedQuery<'_>) -> Result<Page> {
-        let until = q.until.unwrap_or(Cursor::new(i64::MAX, i64::MAX));
-        let rows = sqlx::query(READ_FEED.as_str())
-            .bind(q.tenant_id)
-            .bind(q.after.tx_id)
-            .bind(q.after.position)
-            .bind(until.tx_id)
-            .bind(until.position)
-            .bind(q.user_id)
-            .bind(q.types.exact())
-            .bind(q.types.prefixes())
-            .bind(q.limit + 1)
-            .fetch_all(&self.reads())
-            .await?;
+        if let Some(page) = self.feed_from_replica(q).await {
+            return Ok(page);
+        }
+        let rows = bind_feed(READ_FEED.as_str(), q).fetch_all(&self.reads()).await?;
         Page::from_rows(&rows, q.limit, event_from_row)
     }
 
@@ -68,56 +119,26 @@ impl PgStore {
             .bind(limit)
             .fetch_all(&self.reads())
             .await?;
-        rows.iter().map(event_from_row).collect()
+        let events: Vec<Event> = rows.iter().map(event_from_row).collect::<Result<_>>()?;
+        if let (Some(replicas), Some(last)) = (&self.replicas, events.last()) {
+            replicas.saw(last.cursor);
+        }
+        Ok(events)
     }
 
     pub async fn read_stream(&self, q: &StreamQuery<'_>) -> Result<Page> {
-        static SQL: LazyLock<String> = LazyLock::new(|| {
-            format!(
-                "SELECT {COLUMNS} FROM eventfeed.events \
-                 WHERE tenant_id = $1 AND stream = $2 AND version >= $3 \
-                   AND (audience IS NULL OR $4 = ANY(audience)) \
-                 ORDER BY version LIMIT $5"
-            )
-        });
-        let rows = sqlx::query(SQL.as_str())
-            .bind(q.tenant_id)
-            .bind(q.stream)
-            .bind(q.from_version)
-            .bind(q.user_id)
-            .bind(q.limit + 1)
-            .fetch_all(&self.main())
-            .await?;
+        if let Some(page) = self.stream_from_replica(q).await? {
+            return Ok(page);
+        }
+        let rows = bind_stream(READ_STREAM.as_str(), q).fetch_all(&self.main()).await?;
         Page::from_rows(&rows, q.limit, event_from_row)
     }
 
     pub async fn audit(&self, tenant_id: &str, q: &AuditQuery) -> Result<Page> {
-        static SQL: LazyLock<String> = LazyLock::new(|| {
-            format!(
-                "SELECT {COLUMNS} FROM eventfeed.events \
-                 WHERE tenant_id = $1 AND (tx_id, position) > ($2, $3) AND tx_id < {HORIZON} \
-                   AND {types} \
-                   AND ($6::text IS NULL OR stream = $6) \
-                   AND ($7::text IS NULL OR actor_id = $7) \
-                   AND ($8::timestamptz IS NULL OR created_at >= $8) \
-                   AND ($9::timestamptz IS NULL OR created_at < $9) \
-                 ORDER BY tx_id, position LIMIT $10",
-                types = type_match(4, 5)
-            )
-        });
-        let rows = sqlx::query(SQL.as_str())
-            .bind(tenant_id)
-            .bind(q.after.tx_id)
-            .bind(q.after.position)
-            .bind(q.types.exact())
-            .bind(q.types.prefixes())
-            .bind(&q.stream)
-            .bind(&q.actor)
-            .bind(q.from)
-            .bind(q.to)
-            .bind(q.limit + 1)
-            .fetch_all(&self.reads())
-            .await?;
+        if let Some(page) = self.audit_from_replica(tenant_id, q).await {
+            return Ok(page);
+        }
+        let rows = bind_audit(AUDIT.as_str(), tenant_id, q).fetch_all(&self.reads()).await?;
         Page::from_rows(&rows, q.limit, event_from_row)
     }
 
@@ -129,7 +150,13 @@ impl PgStore {
             )
         });
         match sqlx::query(SQL.as_str()).fetch_optional(&self.main()).await? {
-            Some(r) => cursor_from_row(&r),
+            Some(r) => {
+                let head = cursor_from_row(&r)?;
+                if let Some(replicas) = &self.replicas {
+                    replicas.saw(head);
+                }
+                Ok(head)
+            }
             None => Ok(self.retention_floor().await?.unwrap_or(Cursor::ZERO)),
         }
     }
@@ -172,7 +199,7 @@ pub(super) fn cursor_from_row(row: &PgRow) -> Result<Cursor> {
     Ok(Cursor::new(row.try_get("tx_id")?, row.try_get("position")?))
 }
 
-fn event_from_row(row: &PgRow) -> Result<Event> {
+pub(super) fn event_from_row(row: &PgRow) -> Result<Event> {
     let actor_id: Option<String> = row.try_get("actor_id")?;
     let actor_name: Option<String> = row.try_get("actor_name")?;
     let audience: Option<Vec<String>> = row.try_get("audience")?;

@@ -10,10 +10,9 @@
 //! `pg_consumers.rs`.
 
 use std::str::FromStr;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use anyhow::Context as _;
-use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 
@@ -23,14 +22,22 @@ mod append;
 mod consumers;
 #[path = "pg_migrations.rs"]
 mod migrations;
+#[path = "pg_partitions.rs"]
+mod partitions;
 #[path = "pg_read.rs"]
 mod read;
+#[path = "pg_replica_reads.rs"]
+mod replica_reads;
 
 pub use migrations::migrator;
 pub use read::READ_FEED;
 
+use tokio_util::sync::CancellationToken;
+
 use super::Doorbell;
 use super::pools::{self, PoolSet, Pools};
+use super::replicas::{ReplicaStatus, Replicas};
+use crate::config::StoreConfig;
 use crate::error::Result;
 
 /// The notification channel rung by the events trigger.
@@ -47,11 +54,16 @@ pub struct PgStore {
     /// does not answer (see [`pools`](super::pools)).
     pools: Arc<Pools>,
     options: Arc<PgConnectOptions>,
+    /// Streaming replicas that serve reads of history, if any are configured.
+    replicas: Option<Arc<Replicas>>,
+    /// Stops the background upkeep (partitions ahead) at close.
+    upkeep: CancellationToken,
 }
 
 impl PgStore {
-    /// Waits for the database, then runs the migrations.
-    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+    /// Waits for the database, runs the migrations, creates the partitions
+    /// ahead, then probes the replicas.
+    pub async fn connect(url: &str, config: &StoreConfig) -> anyhow::Result<Self> {
         anyhow::ensure!(
             url.starts_with("postgres://") || url.starts_with("postgresql://"),
             "DATABASE_URL must be a postgres:// URL (unset it to use the embedded store)"
@@ -73,7 +85,26 @@ impl PgStore {
             .await
             .map_err(|e| anyhow::anyhow!("database migration failed: {e}"))?;
         append::install_api(&pools.current().main).await.context("installing the SQL API (sql/api.sql) failed")?;
-        Ok(PgStore { pools, options: Arc::new(options) })
+        if let Err(e) = partitions::ensure(&pools, config.partition).await {
+            // The first partition covers today; later tries come soon.
+            tracing::warn!(error = %e, "cannot create event partitions ahead yet; retrying in the background");
+        }
+        let upkeep = CancellationToken::new();
+        partitions::upkeep(pools.clone(), config.partition, upkeep.clone());
+        let replicas = match config.replica_urls.as_ref().map(|r| r.0.as_slice()).unwrap_or_default() {
+            [] => None,
+            urls => {
+                let replicas = Arc::new(Replicas::new(urls, config.replica_max_lag)?);
+                replicas.start(pools.current().main.clone()).await;
+                Some(replicas)
+            }
+        };
+        Ok(PgStore { pools, options: Arc::new(options), replicas, upkeep })
+    }
+
+    /// Each configured replica's state, for `/ready`.
+    pub fn replica_statuses(&self) -> Vec<ReplicaStatus> {
+        self.replicas.as_ref().map(|r| r.statuses()).unwrap_or_default()
     }
 
     fn main(&self) -> PgPool {
@@ -100,29 +131,6 @@ impl PgStore {
         (*self.options).clone().application_name("eventfeed-adapter")
     }
 
-    pub async fn prune(&self, before: DateTime<Utc>) -> Result<u64> {
-        // Deletes a prefix of the cursor order (below the horizon), so the
-        // floor is one cursor and every reader behind it is told to reset.
-        static SQL: LazyLock<String> = LazyLock::new(|| {
-            format!(
-                "WITH doomed AS ( \
-                 SELECT tx_id, position FROM eventfeed.events \
-                 WHERE created_at < $1 AND tx_id < {HORIZON} \
-                 ORDER BY tx_id, position LIMIT 10000), \
-             floor AS (SELECT tx_id, position FROM doomed ORDER BY tx_id DESC, position DESC LIMIT 1), \
-             gone AS ( \
-                 DELETE FROM eventfeed.events e USING floor \
-                 WHERE (e.tx_id, e.position) <= (floor.tx_id, floor.position) RETURNING 1), \
-             saved AS ( \
-                 INSERT INTO eventfeed.retention (tx_id, position) SELECT tx_id, position FROM floor \
-                 ON CONFLICT (only_row) DO UPDATE SET tx_id = excluded.tx_id, position = excluded.position) \
-             SELECT count(*) FROM gone"
-            )
-        });
-        let deleted: i64 = sqlx::query_scalar(SQL.as_str()).bind(before).fetch_one(&self.main()).await?;
-        Ok(deleted as u64)
-    }
-
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.main()).await?;
         Ok(())
@@ -142,6 +150,10 @@ impl PgStore {
     }
 
     pub async fn close(&self) {
+        self.upkeep.cancel();
+        if let Some(replicas) = &self.replicas {
+            replicas.stop.cancel();
+        }
         self.pools.close().await;
     }
 }

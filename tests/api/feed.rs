@@ -107,7 +107,14 @@ both_stores!(sse_streams_and_resumes_from_last_event_id, |s: common::TestServer|
 
 both_stores!(a_cursor_behind_retention_is_reset_not_skipped, |s: common::TestServer| async move {
     let t = token("acme", "u1", &["publisher"]);
-    append_numbered(&s, &t, 0..3).await;
+    if s.is_postgres() {
+        // Retention drops whole partitions: these are in the first one,
+        // which ends when the database was created.
+        common::partitions::insert_dated(&s.pool().await, "old", 3, chrono::Duration::days(1)).await;
+        s.settle().await;
+    } else {
+        append_numbered(&s, &t, 0..3).await;
+    }
     let pruned = s.store.prune(chrono::Utc::now() + chrono::Duration::seconds(5)).await.unwrap();
     assert_eq!(pruned, 3);
     let (status, page) = s.get(&t, "/api/events?after=0").await;

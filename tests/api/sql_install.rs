@@ -53,7 +53,7 @@ async fn a_database_of_the_previous_release_upgrades() {
 
 /// A database with the migrations up to `last` (its number), run as a
 /// release that shipped them ran them: it recorded their shipped checksums.
-async fn migrated_to(db: &TestDb, last: &str) -> PgPool {
+pub(crate) async fn migrated_to(db: &TestDb, last: &str) -> PgPool {
     let last: i64 = last.parse().unwrap();
     let mut migrator = eventfeed::store::postgres::migrator();
     migrator.migrations.to_mut().retain(|m| m.version <= last);

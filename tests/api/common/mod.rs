@@ -12,6 +12,8 @@ use serde_json::{Value, json};
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 use tokio::sync::oneshot;
 
+pub mod cluster;
+pub mod partitions;
 pub mod sql;
 
 /// How long a test waits for a condition before it fails.

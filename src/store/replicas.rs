@@ -1,0 +1,229 @@
+//! Streaming replicas that serve reads of history in the primary's place.
+//!
+//! A replica may answer only what it already holds. Its snapshot horizon
+//! never passes the primary's, and every transaction below it has finished
+//! there as it did on the primary, so a cursor read below a replica's
+//! horizon is as gap-free as one on the primary. A read needs the replica to
+//! hold everything up to a cursor (the client's, the replay's hand-over
+//! point, or the newest event this process has delivered); each read runs
+//! with its own snapshot's horizon, and the answer is kept only when that
+//! horizon is past the cursor the read needs, or the page is full (a full
+//! page below the horizon is the primary's page too). Otherwise, and when a
+//! replica fails, the primary answers: no client sees an error or a cursor
+//! going backwards because of a replica.
+//!
+//! Whether each replica is up and how far behind is probed every second
+//! (`replica_probe.rs`); a replica that is down, refuses or lags past the
+//! configured bound is not asked until it is back.
+
+use std::future::Future;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::cursor::Cursor;
+use crate::error::{Error, Result};
+
+/// The longest a replica may take to answer a read before the primary is asked instead.
+const REPLICA_BOUND: Duration = Duration::from_secs(2);
+/// How long a read waits for a replica connection.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The SQL of a row that holds the snapshot horizon of the statement it is in.
+pub const HORIZON_ROW: &str = "(SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon)";
+
+/// One replica's state as `/ready` shows it.
+#[derive(Debug, Clone)]
+pub struct ReplicaStatus {
+    /// `host:port/database`: never the URL, which may hold a password.
+    pub replica: String,
+    pub up: bool,
+    /// How far behind the primary it is; `None` while unknown.
+    pub lag: Option<Duration>,
+    /// Reads it has answered.
+    pub reads: u64,
+}
+
+/// What the last probe found.
+#[derive(Debug, Default)]
+pub(super) struct Health {
+    pub up: bool,
+    pub lag: Option<Duration>,
+    /// Set once the replica turned out to be of another database: never asked again.
+    pub refused: bool,
+    /// When the replica was last seen holding everything the primary had.
+    pub caught_up_at: Option<Instant>,
+    /// Its snapshot horizon at the last read or probe.
+    pub horizon: i64,
+    /// Why it is not used, as last logged: a change is logged once.
+    pub reason: Option<String>,
+}
+
+pub struct Replica {
+    pub label: String,
+    options: PgConnectOptions,
+    pool: RwLock<PgPool>,
+    pub(super) health: Mutex<Health>,
+    reads: AtomicU64,
+}
+
+impl Replica {
+    fn new(url: &str) -> anyhow::Result<Replica> {
+        let options = PgConnectOptions::from_str(url)?.application_name("eventfeed-replica-reads");
+        let label = format!("{}:{}/{}", options.get_host(), options.get_port(), options.get_database().unwrap_or(""));
+        let pool = RwLock::new(replica_pool(&options));
+        let health = Health { reason: Some("not probed yet".to_owned()), ..Health::default() };
+        Ok(Replica { label, options, pool, health: Mutex::new(health), reads: AtomicU64::new(0) })
+    }
+
+    pub(super) fn pool(&self) -> PgPool {
+        self.pool.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces a pool whose connections may hang (a call on it did not answer).
+    fn renew_pool(&self) {
+        let old =
+            std::mem::replace(&mut *self.pool.write().unwrap_or_else(|e| e.into_inner()), replica_pool(&self.options));
+        tokio::spawn(async move { old.close().await });
+    }
+
+    pub(super) fn health(&self) -> std::sync::MutexGuard<'_, Health> {
+        self.health.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn usable(&self, max_lag: Duration) -> bool {
+        let h = self.health();
+        h.up && !h.refused && h.lag.is_some_and(|lag| lag <= max_lag)
+    }
+
+    /// Takes a read's failure: down until the probe finds it answering again.
+    fn failed(&self, e: &Error, timed_out: bool) {
+        // A connection that cannot be made or is lost; not a statement that
+        // failed (a query cancelled by a conflict with recovery, say).
+        let down = timed_out || matches!(e, Error::Unavailable(_));
+        if timed_out {
+            self.renew_pool();
+        }
+        if down {
+            let mut h = self.health();
+            if h.up {
+                tracing::warn!(replica = %self.label, error = %e, "replica read failed; reading from the primary until it is back");
+            }
+            h.up = false;
+            metrics::gauge!("eventfeed_replica_up", "replica" => self.label.clone()).set(0.0);
+        }
+    }
+
+    pub fn status(&self) -> ReplicaStatus {
+        let h = self.health();
+        let up = h.up && !h.refused;
+        ReplicaStatus { replica: self.label.clone(), up, lag: h.lag, reads: self.reads.load(Ordering::Relaxed) }
+    }
+}
+
+fn replica_pool(options: &PgConnectOptions) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(10)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        // Cursor-range reads, as on the primary's read pool: see `PgStore::connect`.
+        .connect_lazy_with(options.clone().options([("enable_bitmapscan", "off")]))
+}
+
+/// The replicas of one primary, and the newest cursor this process has read
+/// from the primary (the reads that follow the feed need at least that).
+pub struct Replicas {
+    pub(super) list: Vec<Arc<Replica>>,
+    pub(super) max_lag: Duration,
+    next: AtomicUsize,
+    known: Mutex<Cursor>,
+    pub(super) stop: CancellationToken,
+}
+
+/// What a replica's answer to one read was.
+pub enum Answer<T> {
+    /// It holds everything the read needs: this is the primary's answer.
+    Exact(T),
+    /// It is behind what the read needs: ask the primary.
+    Behind,
+}
+
+impl Replicas {
+    pub fn new(urls: &[String], max_lag: Duration) -> anyhow::Result<Replicas> {
+        let list = urls.iter().map(|u| Replica::new(u).map(Arc::new)).collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Replicas {
+            list,
+            max_lag,
+            next: AtomicUsize::new(0),
+            known: Mutex::new(Cursor::ZERO),
+            stop: CancellationToken::new(),
+        })
+    }
+
+    /// Notes a cursor read from the primary's feed.
+    pub fn saw(&self, cursor: Cursor) {
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        *known = (*known).max(cursor);
+    }
+
+    /// The newest cursor this process has read from the primary.
+    pub fn known(&self) -> Cursor {
+        *self.known.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn statuses(&self) -> Vec<ReplicaStatus> {
+        self.list.iter().map(|r| r.status()).collect()
+    }
+
+    /// Asks the usable replicas in turn, starting with the next in the
+    /// rotation, for an exact answer; `None` when none gave one (the caller
+    /// then asks the primary). `after` is the read's cursor: a replica known
+    /// not to be past it could only answer with nothing, so it is not asked.
+    pub async fn read<T, F>(&self, what: &'static str, after: Cursor, attempt: impl Fn(PgPool) -> F) -> Option<T>
+    where
+        F: Future<Output = Result<(Answer<T>, i64)>>,
+    {
+        let n = self.list.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        for replica in (0..n).map(|i| &self.list[(start + i) % n]) {
+            if !replica.usable(self.max_lag) || replica.health().horizon <= after.tx_id {
+                continue;
+            }
+            match tokio::time::timeout(REPLICA_BOUND, attempt(replica.pool())).await {
+                Ok(Ok((answer, horizon))) => {
+                    replica.health().horizon = horizon;
+                    match answer {
+                        Answer::Exact(value) => {
+                            replica.reads.fetch_add(1, Ordering::Relaxed);
+                            let label = replica.label.clone();
+                            metrics::counter!("eventfeed_replica_reads_total", "replica" => label, "read" => what)
+                                .increment(1);
+                            return Some(value);
+                        }
+                        Answer::Behind => fallback("behind"),
+                    }
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(replica = %replica.label, error = %e, what, "replica read failed");
+                    replica.failed(&e, false);
+                    fallback("error");
+                }
+                Err(_) => {
+                    let e = Error::Unavailable(format!("no answer within {} ms", REPLICA_BOUND.as_millis()));
+                    replica.failed(&e, true);
+                    fallback("timeout");
+                }
+            }
+        }
+        None
+    }
+}
+
+fn fallback(reason: &'static str) {
+    metrics::counter!("eventfeed_replica_fallbacks_total", "reason" => reason).increment(1);
+}
