@@ -92,20 +92,24 @@ impl PgStore {
     }
 
     pub async fn audit(&self, tenant_id: &str, q: &AuditQuery) -> Result<Page> {
-        static SQL: LazyLock<String> = LazyLock::new(|| {
+        /// Oldest first after the cursor, or newest first before it.
+        fn audit_sql(newer: &str, order: &str) -> String {
             format!(
                 "SELECT {COLUMNS} FROM eventfeed.events \
-                 WHERE tenant_id = $1 AND (tx_id, position) > ($2, $3) AND tx_id < {HORIZON} \
+                 WHERE tenant_id = $1 AND (tx_id, position) {newer} ($2, $3) AND tx_id < {HORIZON} \
                    AND {types} \
                    AND ($6::text IS NULL OR stream = $6) \
                    AND ($7::text IS NULL OR actor_id = $7) \
                    AND ($8::timestamptz IS NULL OR created_at >= $8) \
                    AND ($9::timestamptz IS NULL OR created_at < $9) \
-                 ORDER BY tx_id, position LIMIT $10",
+                 ORDER BY tx_id {order}, position {order} LIMIT $10",
                 types = type_match(4, 5)
             )
-        });
-        let rows = sqlx::query(SQL.as_str())
+        }
+        static OLDEST_FIRST: LazyLock<String> = LazyLock::new(|| audit_sql(">", "ASC"));
+        static NEWEST_FIRST: LazyLock<String> = LazyLock::new(|| audit_sql("<", "DESC"));
+        let sql = if q.newest_first { &NEWEST_FIRST } else { &OLDEST_FIRST };
+        let rows = sqlx::query(sql.as_str())
             .bind(tenant_id)
             .bind(q.after.tx_id)
             .bind(q.after.position)

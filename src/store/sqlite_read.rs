@@ -85,25 +85,31 @@ impl SqliteStore {
     pub async fn audit(&self, tenant_id: &str, q: &AuditQuery) -> Result<Page> {
         // The optional filters are `?n IS NULL OR …`, which no index serves; a
         // given stream or actor is also stated plainly, so its index drives the scan.
-        static FILTERS: LazyLock<String> = LazyLock::new(|| {
+        fn filters(newer: &str, order: &str) -> String {
             format!(
-                "tenant_id = ?1 AND position > ?2 AND {types} \
+                "tenant_id = ?1 AND position {newer} ?2 AND {types} \
                  AND (?5 IS NULL OR stream = ?5) AND (?6 IS NULL OR actor_id = ?6) \
                  AND (?7 IS NULL OR created_at >= ?7) AND (?8 IS NULL OR created_at < ?8) \
-                 ORDER BY position LIMIT ?9",
+                 ORDER BY position {order} LIMIT ?9",
                 types = type_match(3, 4),
             )
-        });
-        static BY_TENANT: LazyLock<String> =
-            LazyLock::new(|| format!("SELECT {COLUMNS} FROM events WHERE {}", FILTERS.as_str()));
-        static BY_STREAM: LazyLock<String> =
-            LazyLock::new(|| format!("SELECT {COLUMNS} FROM events WHERE stream = ?5 AND {}", FILTERS.as_str()));
-        static BY_ACTOR: LazyLock<String> =
-            LazyLock::new(|| format!("SELECT {COLUMNS} FROM events WHERE actor_id = ?6 AND {}", FILTERS.as_str()));
+        }
+        /// The three queries (by tenant, stream or actor) in one order.
+        fn queries(newer: &str, order: &str) -> [String; 3] {
+            let filters = filters(newer, order);
+            [
+                format!("SELECT {COLUMNS} FROM events WHERE {filters}"),
+                format!("SELECT {COLUMNS} FROM events WHERE stream = ?5 AND {filters}"),
+                format!("SELECT {COLUMNS} FROM events WHERE actor_id = ?6 AND {filters}"),
+            ]
+        }
+        static OLDEST_FIRST: LazyLock<[String; 3]> = LazyLock::new(|| queries(">", "ASC"));
+        static NEWEST_FIRST: LazyLock<[String; 3]> = LazyLock::new(|| queries("<", "DESC"));
+        let [by_tenant, by_stream, by_actor] = if q.newest_first { &*NEWEST_FIRST } else { &*OLDEST_FIRST };
         let sql = match (&q.stream, &q.actor) {
-            (Some(_), _) => &BY_STREAM,
-            (None, Some(_)) => &BY_ACTOR,
-            (None, None) => &BY_TENANT,
+            (Some(_), _) => by_stream,
+            (None, Some(_)) => by_actor,
+            (None, None) => by_tenant,
         };
         let limit = q.limit.max(0);
         let rows = sqlx::query(sql.as_str())
