@@ -14,6 +14,7 @@ use crate::event::TypeFilter;
 use crate::feed::Feed;
 use crate::socket::Roster;
 use crate::socket::adapter::AdapterHealth;
+use crate::stats::Stats;
 use crate::store::{Appender, Store};
 
 /// Everything a handler needs. Handlers and middleware clone it per request,
@@ -29,6 +30,8 @@ pub struct App {
     /// Who is online, read through the Socket.IO adapter (bound once it is built).
     pub roster: Roster,
     pub metrics: PrometheusHandle,
+    /// This node's per-second samples, and the other nodes' through the store.
+    pub stats: Stats,
     /// Whether the Socket.IO adapter hears the other nodes (always, alone).
     pub adapter: AdapterHealth,
     /// Cancelled when shutdown begins: long-polls, SSE streams, replays and

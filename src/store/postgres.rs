@@ -23,6 +23,8 @@ mod append;
 mod consumers;
 #[path = "pg_read.rs"]
 mod read;
+#[path = "pg_stats.rs"]
+mod stats;
 
 pub use read::READ_FEED;
 

@@ -18,3 +18,4 @@ mod ordering;
 mod outbox;
 mod sql_api;
 mod sql_install;
+mod stats;
