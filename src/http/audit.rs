@@ -31,6 +31,9 @@ struct Query {
     stream: Option<String>,
     /// The actor's user id.
     actor: Option<String>,
+    /// One event's id.
+    #[param(format = Uuid)]
+    id: Option<String>,
     /// RFC 3339 time, inclusive.
     #[param(format = DateTime)]
     from: Option<String>,
@@ -87,6 +90,7 @@ async fn audit(State(state): State<AppState>, AuthUser(who): AuthUser, Params(q)
         after: after.unwrap_or(if newest_first { Cursor::new(i64::MAX, i64::MAX) } else { Cursor::ZERO }),
         limit: limit(q.limit)?,
         newest_first,
+        id: q.id.as_deref().map(|id| id.parse().map_err(|_| Error::Invalid("id must be a UUID".into()))).transpose()?,
     };
     let page = state.store.audit(&who.tenant_id, &query).await?;
     // An empty first page of newest-first hands back `0`, not the end it started from.

@@ -102,6 +102,7 @@ impl PgStore {
                    AND ($7::text IS NULL OR actor_id = $7) \
                    AND ($8::timestamptz IS NULL OR created_at >= $8) \
                    AND ($9::timestamptz IS NULL OR created_at < $9) \
+                   AND ($11::uuid IS NULL OR id = $11) \
                  ORDER BY tx_id {order}, position {order} LIMIT $10",
                 types = type_match(4, 5)
             )
@@ -120,6 +121,7 @@ impl PgStore {
             .bind(q.from)
             .bind(q.to)
             .bind(q.limit + 1)
+            .bind(q.id)
             .fetch_all(&self.reads())
             .await?;
         Page::from_rows(&rows, q.limit, event_from_row)

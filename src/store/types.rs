@@ -96,6 +96,8 @@ pub struct AuditQuery {
     /// Where the page starts: after this cursor, or before it when `newest_first`.
     pub after: Cursor,
     pub limit: i64,
+    /// One event, by its id.
+    pub id: Option<uuid::Uuid>,
     /// Newest first: the events before `after`, in descending cursor order.
     pub newest_first: bool,
 }

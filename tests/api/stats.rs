@@ -117,3 +117,23 @@ both_stores!(audit_pages_newest_first, |s: common::TestServer| async move {
     let (status, body) = s.get(&auditor, "/api/audit?order=sideways").await;
     assert_eq!((status, code(&body)), (StatusCode::BAD_REQUEST, "invalid"), "{body}");
 });
+
+both_stores!(audit_finds_one_event_by_id, |s: common::TestServer| async move {
+    let publisher = token("acme", "pub", &["publisher"]);
+    let batch: Vec<Value> = (0..3).map(|i| event("s", "a:x", json!({ "i": i }))).collect();
+    let (_, body) = s.append(&publisher, json!({ "events": batch })).await;
+    let (_, other) = s.append(&token("globex", "pub", &["publisher"]), event("s", "a:x", json!({}))).await;
+    s.settle().await;
+    let wanted = &body["events"][1];
+    let auditor = token("acme", "a", &["auditor"]);
+    for order in ["asc", "desc"] {
+        let (status, page) =
+            s.get(&auditor, &format!("/api/audit?id={}&order={order}", wanted["id"].as_str().unwrap())).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert_eq!(page["events"], json!([wanted]), "{order}");
+    }
+    let (_, page) = s.get(&auditor, &format!("/api/audit?id={}", other["events"][0]["id"].as_str().unwrap())).await;
+    assert_eq!(page["events"], json!([]), "another tenant's id finds nothing");
+    let (status, body) = s.get(&auditor, "/api/audit?id=not-a-uuid").await;
+    assert_eq!((status, code(&body)), (StatusCode::BAD_REQUEST, "invalid"), "{body}");
+});
