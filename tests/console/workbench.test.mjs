@@ -62,7 +62,6 @@ test('the append form stores an event, which then shows in Live; refusals are ex
   assert.deepEqual(stored.data, { amount: 1200, currency: 'EUR' });
   assert.equal(stored.actor.userId, 'u-ops');
   await page.waitForSelector(`#append-result:has-text("${stored.cursor}")`);
-  await shot('append');
   await accessible('append');
 
   await page.fill('[data-test="append-data"]', '[1, 2');
@@ -164,6 +163,8 @@ test('presence is pushed over the socket, not polled; above the list limit it sh
     await page.click('#presence-load');
     await page.waitForSelector(vera);
   }
+  // After the push, one list brings the connection counts.
+  await page.waitForSelector(`${vera} td.num:has-text("1")`);
   await shot('presence');
   for (const s of sockets) s.disconnect();
   if (!overLimit()) await page.waitForSelector(vera, { state: 'detached' });
@@ -184,7 +185,7 @@ test('consumers show whether each one is catching up or falling behind', async (
   await append(server, publisher, ...Array.from({ length: 5 }, (_, i) => ({ stream: 'tick', type: 'tick:tock', data: { i } })));
   await page.waitForSelector('[data-test="consumer"][data-consumer="catching"][data-trend="catching-up"]', { timeout: 30000 });
   await page.waitForSelector('[data-test="consumer"][data-consumer="lagging"][data-trend="falling-behind"]', { timeout: 30000 });
-  await shot('consumers-trend');
+  await shot('consumers');
   await accessible('consumers');
 });
 
@@ -198,7 +199,7 @@ test('health comes back whole after a reload and draws every node', async () => 
   try {
     await page.waitForSelector('#health-nodes li:nth-child(2)', { timeout: 30000 });
     await page.waitForFunction(() => document.querySelectorAll('[data-chart="sockets"] polyline').length === 2);
-    await shot('health-nodes');
+    await shot('health');
     await accessible('health');
   } finally {
     await second.stop();
