@@ -146,6 +146,9 @@ async function liveApply() {
   live.types = list($('live-filter').value);
   live.stream = $('live-stream').value.trim();
   live.actor = $('live-actor').value.trim();
+  // Without a start point, a new filter goes on from the last event the
+  // previous feed reached, so no event after it is missed in the switch.
+  const reached = live.feed && live.feed.cursor;
   liveClose();
   $('live-list').replaceChildren();
   live.held = [];
@@ -153,7 +156,7 @@ async function liveApply() {
   $('live-empty').hidden = false;
   liveStatus('connecting…');
   try {
-    liveOpen(await startPoint($('live-from').value.trim()));
+    liveOpen(await startPoint($('live-from').value.trim() || reached || ''));
   } catch (error) {
     liveStatus(`stopped: ${error.message}`, 'error');
   }

@@ -115,6 +115,28 @@ test('live starts from the last N events or from a cursor, and filters by stream
   await applyLive({});
 });
 
+test('a new filter goes on from the last event seen: nothing appended during the switch is missed', async () => {
+  await applyLive({ types: 'switch:*' });
+  await page.waitForSelector('#live-status.live');
+  // The new feed's first request (the server's check of the filter) is held
+  // until an event has been appended: it falls between the two feeds.
+  let appended;
+  const done = new Promise((resolve) => (appended = resolve));
+  const hold = async (route) => {
+    await done;
+    await route.continue();
+  };
+  await page.route('**/api/events?*', hold);
+  await page.fill('[data-test="live-filter"]', 'switch:*, order:*');
+  await page.press('[data-test="live-filter"]', 'Enter');
+  await page.waitForSelector('#live-status:has-text("connecting")');
+  const [during] = await append(server, publisher, { stream: 'order-5', type: 'order:placed', data: {} });
+  appended();
+  await page.waitForSelector(`[data-test="live-list"] [data-cursor="${during.cursor}"]`);
+  await page.unroute('**/api/events?*', hold);
+  await applyLive({});
+});
+
 test('history pages newest first', async () => {
   await append(server, publisher, ...Array.from({ length: 60 }, (_, i) => ({ stream: `ledger-${i % 3}`, type: 'ledger:posted', data: { i } })));
   await tab('history');
@@ -215,4 +237,5 @@ test('a token that may not publish gets no append form', async () => {
   await page.waitForSelector('#live-status.live');
   assert.equal(await page.isVisible('[data-test="append-submit"]'), false);
   assert.deepEqual(seen.pageErrors, [], 'uncaught page errors');
+  assert.deepEqual(seen.consoleErrors.filter((text) => /unhandled rejection/.test(text)), [], 'unhandled rejections');
 });
