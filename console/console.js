@@ -1,13 +1,21 @@
 // eventfeed console: sign-in, tabs and what every panel shares.
 // Plain browser JavaScript, no build step; the other files (live.js,
-// panels.js, health.js) register their panels in `panels`.
+// panels.js, find.js, types.js, presence.js, health.js) register their
+// panels in `panels`. The live feed is the client library (/eventfeed.js).
 'use strict';
 
 const TOKEN_KEY = 'eventfeed.console.token';
 const $ = (id) => document.getElementById(id);
 
-/** The signed-in session: the token and its (unverified) claims, for display only. */
-const session = { token: null, claims: null };
+/** The signed-in session: the token and who the server says it names
+ * (`GET /console/session`: tenantId, userId, username, roles). */
+const session = { token: null, who: null };
+
+/** Whether the token has `role` (admin has every role). */
+function can(role) {
+  const roles = (session.who && session.who.roles) || [];
+  return roles.includes(role) || roles.includes('admin');
+}
 
 /** Panel hooks by name: `show()` when its tab opens, `hide()` when it closes, `start()` at sign-in. */
 const panels = {};
@@ -35,15 +43,16 @@ async function api(path, token = session.token) {
   return body;
 }
 
-/** The JWT's payload, decoded without verification (the server verifies). */
-function claimsOf(token) {
-  try {
-    const part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
-    const bytes = Uint8Array.from(atob(part), (c) => c.charCodeAt(0));
-    return JSON.parse(new TextDecoder().decode(bytes));
-  } catch {
-    return null;
-  }
+/** Sends a JSON body to this server with the session's token. */
+async function apiSend(method, path, body) {
+  const res = await fetch(path, {
+    method,
+    headers: { Authorization: `Bearer ${session.token}`, Accept: 'application/json', 'Content-Type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const answer = await res.json().catch(() => null);
+  if (!res.ok) throw Object.assign(new ApiError(res.status, answer), (answer && answer.error) || {});
+  return answer;
 }
 
 /** Creates an element with attributes and children (text or nodes). */
@@ -56,6 +65,15 @@ function el(tag, attrs = {}, ...children) {
     else node.setAttribute(k, v === true ? '' : String(v));
   }
   for (const child of children) if (child !== null && child !== undefined) node.append(child);
+  return node;
+}
+
+const SVG = 'http://www.w3.org/2000/svg';
+
+/** Creates an SVG element with attributes. */
+function svg(tag, attrs) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
   return node;
 }
 
@@ -100,7 +118,7 @@ function eventRow(e, columns, withDate = false) {
     version: () => el('td', { class: 'num version' }, String(e.version)),
     actor: () => el('td', { class: 'actor', title: e.actor ? e.actor.userId : '' }, actorText(e)),
     data: () => dataCell(e),
-    cursor: () => el('td', { class: 'cursor mono' }, e.cursor),
+    cursor: () => el('td', { class: 'cursor mono' }, el('button', { type: 'button', class: 'link', title: 'Open this event in Find', onclick: () => panels.find.open(e.cursor) }, e.cursor)),
   };
   const attrs = { 'data-test': 'event', 'data-type': e.type, 'data-stream': e.stream, 'data-cursor': e.cursor };
   return el('tr', attrs, ...columns.map((c) => cells[c]()));
@@ -146,15 +164,14 @@ function onTabKey(event) {
 // ---- sign-in ----
 
 async function signIn(token) {
-  // Any valid token may read presence: the cheapest question that verifies it.
-  await api('/api/presence', token);
+  // The server verifies the token and says whom it names.
+  const who = await api('/console/session', token);
   session.token = token;
-  session.claims = claimsOf(token) || {};
+  session.who = who;
   sessionStorage.setItem(TOKEN_KEY, token);
-  const claim = document.querySelector('meta[name="eventfeed-tenant-claim"]').content || 'tenant_id';
-  $('who-tenant').textContent = String(session.claims[claim] ?? '?');
-  const roles = Array.isArray(session.claims.roles) && session.claims.roles.length ? ` · ${session.claims.roles.join(', ')}` : '';
-  $('who-user').textContent = `${session.claims.name || session.claims.sub || ''}${roles}`;
+  $('who-tenant').textContent = who.tenantId;
+  const roles = who.roles.length ? ` · ${who.roles.join(', ')}` : '';
+  $('who-user').textContent = `${who.username || who.userId}${roles}`;
   $('signin').hidden = true;
   $('app').hidden = false;
   $('who').hidden = false;
@@ -165,6 +182,7 @@ async function signIn(token) {
 function signOut(message = '') {
   sessionStorage.removeItem(TOKEN_KEY);
   session.token = null;
+  session.who = null;
   for (const panel of Object.values(panels)) if (panel.stop) panel.stop();
   if (current && panels[current].hide) panels[current].hide();
   current = null;

@@ -1,12 +1,12 @@
-// The History, Stream, Presence and Consumers panels: each a plain read of
-// the HTTP API shown as a table.
+// The History, Stream and Consumers panels: each a read of the HTTP API
+// shown as a table; Consumers also keep each one's lag over time.
 'use strict';
 
 // ---- History: the audit query, keyset-paginated by cursor ----
 
 const AUDIT_PAGE = 50;
 const HISTORY_COLUMNS = ['time', 'type', 'stream', 'version', 'actor', 'data', 'cursor'];
-const audit = { query: null, cursor: '0', shown: 0 };
+const audit = { query: null, cursor: null, shown: 0 };
 
 /** The audit filters from the form; times are the browser's local time. */
 function auditQuery() {
@@ -19,12 +19,14 @@ function auditQuery() {
     const value = $(id).value;
     if (value) query.set(param, new Date(value).toISOString());
   }
+  if ($('history-order').value === 'desc') query.set('order', 'desc');
   return query;
 }
 
 async function auditPage() {
   const query = new URLSearchParams(audit.query);
-  query.set('after', audit.cursor);
+  // Newest first starts at the newest event: no `after` on the first page.
+  if (audit.cursor !== null) query.set('after', audit.cursor);
   query.set('limit', String(AUDIT_PAGE));
   $('history-more').disabled = true;
   try {
@@ -45,7 +47,7 @@ async function auditPage() {
 panels.history = {
   search() {
     audit.query = auditQuery();
-    audit.cursor = '0';
+    audit.cursor = null;
     audit.shown = 0;
     $('history-list').replaceChildren();
     $('history-more').hidden = true;
@@ -88,45 +90,7 @@ panels.stream = {
   },
 };
 
-// ---- Polled panels ----
-
-/** Runs `load` now and every `ms` while its panel is open. */
-function poller(load, ms) {
-  let timer = null;
-  let run = 0; // a tick of an earlier opening stops when the panel reopens
-  return {
-    show() {
-      const mine = ++run;
-      const tick = async () => {
-        await load();
-        if (run === mine) timer = setTimeout(tick, ms);
-      };
-      tick();
-    },
-    hide() {
-      run++;
-      clearTimeout(timer);
-    },
-  };
-}
-
 const updatedAt = () => `updated ${formatTime(new Date().toISOString()).slice(0, 8)}`;
-
-// ---- Presence: who is online, on every node ----
-
-panels.presence = poller(async () => {
-  try {
-    const { users } = await api('/api/presence');
-    $('presence-list').replaceChildren(...users.map((u) => el('tr', { 'data-test': 'user', 'data-user': u.userId },
-      el('td', { class: 'mono' }, u.userId), el('td', {}, u.username || '—'), el('td', { class: 'num' }, String(u.connections)))));
-    if (!users.length) $('presence-list').append(el('tr', {}, el('td', { colspan: 3, class: 'empty muted' }, 'Nobody is connected.')));
-    const sockets = users.reduce((n, u) => n + u.connections, 0);
-    $('presence-status').textContent = `${users.length} user${users.length === 1 ? '' : 's'}, ${sockets} connection${sockets === 1 ? '' : 's'} · ${updatedAt()}`;
-    showError('presence-error', null);
-  } catch (error) {
-    showError('presence-error', error);
-  }
-}, 2000);
 
 // ---- Consumers: stored cursors and how far behind they are ----
 
@@ -147,19 +111,81 @@ function behindCell(c) {
   return el('td', { class: 'num' }, bar, el('span', { class: c.behindCapped ? 'capped' : '' }, text));
 }
 
-panels.consumers = poller(async () => {
+// Each consumer's lag over time, sampled by this page from sign-in on.
+const CONSUMER_SAMPLE_MS = 5000;
+const TREND_POINTS = 60;
+const consumers = { trends: new Map(), timer: null, list: [], at: null };
+
+const consumerKey = (c) => `${c.userId}\u0000${c.consumer}`;
+
+/** Whether the lag shrinks, grows or holds over the kept samples. */
+function direction(points) {
+  if (points.length < 2) return ['steady', 'not enough samples yet'];
+  const first = points[0].behind;
+  const last = points[points.length - 1].behind;
+  if (last < first) return ['catching-up', `catching up: ${first} → ${last}`];
+  if (last > first) return ['falling-behind', `falling behind: ${first} → ${last}`];
+  return ['steady', `steady at ${last}`];
+}
+
+/** A small line of the lag over the samples kept, with its direction in words. */
+function trendCell(c) {
+  const points = consumers.trends.get(consumerKey(c)) || [];
+  const [kind, words] = direction(points);
+  const top = Math.max(1, ...points.map((p) => p.behind));
+  // The samples kept span the width, the oldest at the left.
+  const xy = points.map((p, i) => `${((i / Math.max(1, points.length - 1)) * 100).toFixed(1)},${(19 - (p.behind / top) * 18).toFixed(1)}`);
+  const drawing = svg('svg', { viewBox: '0 0 100 20', class: 'spark', role: 'img', 'aria-label': words });
+  drawing.append(svg('polyline', { class: 'line', points: xy.join(' ') }));
+  const arrow = { 'catching-up': '↘', 'falling-behind': '↗', steady: '→' }[kind];
+  return el('td', { class: `trend ${kind}`, title: words }, drawing, el('span', { class: 'arrow', 'aria-hidden': 'true' }, arrow));
+}
+
+function drawConsumers() {
+  const list = consumers.list;
+  $('consumers-list').replaceChildren(...list.map((c) => el('tr', { 'data-test': 'consumer', 'data-consumer': c.consumer, 'data-behind': c.behind, 'data-trend': direction(consumers.trends.get(consumerKey(c)) || [])[0] },
+    el('td', { class: 'mono' }, c.consumer), el('td', { class: 'mono' }, c.userId), el('td', { class: 'mono cursor' }, c.cursor),
+    behindCell(c), trendCell(c), el('td', { class: 'time', title: c.updatedAt }, ago(c.updatedAt)))));
+  if (!list.length) $('consumers-list').append(el('tr', {}, el('td', { colspan: 6, class: 'empty muted' }, 'No stored consumers yet.')));
+  $('consumers-status').textContent = `${list.length} consumer${list.length === 1 ? '' : 's'} · lag sampled every ${CONSUMER_SAMPLE_MS / 1000} s · ${consumers.at}`;
+}
+
+async function sampleConsumers() {
   try {
-    const { consumers } = await api('/api/consumers');
-    $('consumers-list').replaceChildren(...consumers.map((c) => el('tr', { 'data-test': 'consumer', 'data-consumer': c.consumer, 'data-behind': c.behind },
-      el('td', { class: 'mono' }, c.consumer), el('td', { class: 'mono' }, c.userId), el('td', { class: 'mono cursor' }, c.cursor),
-      behindCell(c), el('td', { class: 'time', title: c.updatedAt }, ago(c.updatedAt)))));
-    if (!consumers.length) $('consumers-list').append(el('tr', {}, el('td', { colspan: 5, class: 'empty muted' }, 'No stored consumers yet.')));
-    $('consumers-status').textContent = `${consumers.length} consumer${consumers.length === 1 ? '' : 's'} · ${updatedAt()}`;
+    const { consumers: list } = await api('/api/consumers');
+    const t = Date.now();
+    for (const c of list) {
+      const key = consumerKey(c);
+      const points = consumers.trends.get(key) || [];
+      points.push({ t, behind: c.behind });
+      if (points.length > TREND_POINTS) points.shift();
+      consumers.trends.set(key, points);
+    }
+    consumers.list = list;
+    consumers.at = updatedAt();
+    if (current === 'consumers') drawConsumers();
     showError('consumers-error', null);
   } catch (error) {
     showError('consumers-error', error);
   }
-}, 5000);
+}
+
+panels.consumers = {
+  start() {
+    consumers.trends = new Map();
+    consumers.list = [];
+    if (!can('auditor')) return;
+    sampleConsumers();
+    consumers.timer = setInterval(sampleConsumers, CONSUMER_SAMPLE_MS);
+  },
+  stop() {
+    clearInterval(consumers.timer);
+  },
+  show() {
+    if (!can('auditor')) return showError('consumers-error', new Error('Consumers need the auditor or admin role.'));
+    if (consumers.at) drawConsumers();
+  },
+};
 
 document.addEventListener('DOMContentLoaded', () => {
   $('history-form').addEventListener('submit', (event) => {

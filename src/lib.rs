@@ -16,6 +16,7 @@ pub mod presence;
 pub mod serve;
 pub mod socket;
 pub mod state;
+pub mod stats;
 pub mod store;
 
 use std::collections::HashMap;
@@ -62,6 +63,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     let appender = Appender::start(store.clone(), &commits, &tasks);
     let feed = Feed::start(store.clone(), &shutdown, &tasks).await;
     let feed = feed.map_err(|e| anyhow::anyhow!("cannot read the store: {e}"))?;
+    let stats = stats::Stats::start(store.clone(), &shutdown, &tasks);
     if let Some(keep) = config.retention {
         tasks.spawn(shutdown.clone().run_until_cancelled_owned(prune_forever(store.clone(), keep)));
     }
@@ -79,6 +81,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         feed,
         presence,
         metrics: metrics::handle(),
+        stats,
         adapter: AdapterHealth::default(),
         draining: CancellationToken::new(),
         shutdown,

@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::event::TypeFilter;
 use crate::feed::Feed;
 use crate::presence::Presence;
+use crate::stats::Stats;
 use crate::store::{Appender, Store};
 
 /// Everything a handler needs. Handlers and middleware clone it per request,
@@ -29,6 +30,8 @@ pub struct App {
     /// Who is online in each tenant, across the cluster.
     pub presence: Presence,
     pub metrics: PrometheusHandle,
+    /// This node's per-second samples, and the other nodes' through the store.
+    pub stats: Stats,
     /// Whether the Socket.IO adapter hears the other nodes (always, alone).
     pub adapter: AdapterHealth,
     /// Cancelled at the first SIGTERM: `/ready` answers 503 while the node

@@ -242,13 +242,18 @@ struct Outgoing<'a> {
 fn deliver_tenant(members: &mut HashMap<u64, Member>, outgoing: &[Outgoing]) {
     let mut dropped = Vec::new();
     let mut sent = 0;
+    // Per event, the sockets it reached: the stats' deliveries by type.
+    let mut reached = vec![0u64; outgoing.len()];
     for (id, member) in members.iter() {
-        for out in outgoing {
+        for (out, reached) in outgoing.iter().zip(reached.iter_mut()) {
             if !member.sink.wants(out.event) {
                 continue;
             }
             match member.sink.send(out.event, &out.payload) {
-                Ok(()) => sent += 1,
+                Ok(()) => {
+                    sent += 1;
+                    *reached += 1;
+                }
                 Err(reason) => {
                     dropped.push((*id, reason, out.before));
                     break;
@@ -257,6 +262,10 @@ fn deliver_tenant(members: &mut HashMap<u64, Member>, outgoing: &[Outgoing]) {
         }
     }
     metrics::counter!("eventfeed_live_emits_total").increment(sent);
+    if let Some(first) = outgoing.first() {
+        let by_type = outgoing.iter().zip(reached).map(|(out, n)| (out.event.event_type.as_str(), n));
+        crate::metrics::pulse().emitted(&first.event.tenant_id, by_type);
+    }
     for (id, reason, before) in dropped {
         let Some(member) = members.remove(&id) else { continue };
         metrics::gauge!("eventfeed_live_sinks").decrement(1.0);

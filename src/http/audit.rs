@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -31,17 +31,32 @@ struct Query {
     stream: Option<String>,
     /// The actor's user id.
     actor: Option<String>,
+    /// One event's id.
+    #[param(format = Uuid)]
+    id: Option<String>,
     /// RFC 3339 time, inclusive.
     #[param(format = DateTime)]
     from: Option<String>,
     /// RFC 3339 time, exclusive.
     #[param(format = DateTime)]
     to: Option<String>,
-    /// Start after this cursor (default `0`).
+    /// Start after this cursor (default `0`); with `order=desc`, before it
+    /// (default: the newest event).
     #[param(value_type = Option<Cursor>)]
     after: Option<String>,
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
+    /// `asc` (default): oldest first. `desc`: newest first; each page's
+    /// `cursor`, passed back as `after`, continues with older events.
+    #[param(inline)]
+    order: Option<Order>,
+}
+
+#[derive(Deserialize, ToSchema, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum Order {
+    Asc,
+    Desc,
 }
 
 fn time(name: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>> {
@@ -54,7 +69,7 @@ fn time(name: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>> {
         .transpose()
 }
 
-/// Every event of the tenant (audience ignored) matching the filters, in cursor order.
+/// Every event of the tenant (audience ignored) matching the filters, in cursor order (or reversed).
 #[utoipa::path(get, path = "/api/audit", tag = "events", security(("bearer" = [])), params(Query),
     responses((status = 200, body = Page, description = "A page; pass `cursor` back as `after`."), doc::Invalid, doc::Unauthorized, doc::Forbidden, doc::Unavailable, doc::Internal))]
 #[tracing::instrument(skip_all, fields(tenant = %who.tenant_id), err(level = "debug"))]
@@ -64,16 +79,21 @@ async fn audit(State(state): State<AppState>, AuthUser(who): AuthUser, Params(q)
     }
     let stream = q.stream.as_deref().map(StreamName::parse).transpose()?;
     storable("actor", q.actor.as_deref().unwrap_or_default())?;
+    let after: Option<Cursor> = q.after.as_deref().map(str::parse).transpose()?;
+    let newest_first = q.order == Some(Order::Desc);
     let query = AuditQuery {
         types: TypeFilter::parse_list(q.event_type.as_deref().unwrap_or(""))?,
         stream: stream.map(|s| s.as_str().to_owned()),
         actor: q.actor,
         from: time("from", q.from.as_deref())?,
         to: time("to", q.to.as_deref())?,
-        after: q.after.as_deref().map(str::parse).transpose()?.unwrap_or(Cursor::ZERO),
+        after: after.unwrap_or(if newest_first { Cursor::new(i64::MAX, i64::MAX) } else { Cursor::ZERO }),
         limit: limit(q.limit)?,
+        newest_first,
+        id: q.id.as_deref().map(|id| id.parse().map_err(|_| Error::Invalid("id must be a UUID".into()))).transpose()?,
     };
     let page = state.store.audit(&who.tenant_id, &query).await?;
-    let cursor = page.events.last().map_or(query.after, |e| e.cursor);
+    // An empty first page of newest-first hands back `0`, not the end it started from.
+    let cursor = page.events.last().map_or(after.unwrap_or(Cursor::ZERO), |e| e.cursor);
     Ok(Json(Page { events: page.events, cursor, has_more: page.has_more }))
 }

@@ -10,6 +10,7 @@ mod events;
 mod health;
 mod presence;
 mod sse;
+mod stats;
 mod streams;
 
 use axum::Router;
@@ -39,6 +40,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(audit::router())
         .merge(presence::router())
         .merge(consumers::router())
+        .merge(stats::router())
         .merge(console::router())
         .merge(health::router())
         .merge(client_js::router())

@@ -16,6 +16,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use serde_json::Value;
+use uuid::Uuid;
 
 pub use commit::Appender;
 pub use replicas::ReplicaStatus;
@@ -162,6 +164,22 @@ impl Store {
     /// transaction was appended; `None` when nothing waits.
     pub async fn oldest_held_back(&self) -> Result<Option<DateTime<Utc>>> {
         self.bounded(QUICK, async { dispatch!(self, s => s.oldest_held_back().await) }).await
+    }
+
+    /// Writes one node's stats samples (`GET /api/stats`), each at its second;
+    /// a sample already written is kept as it was.
+    pub async fn save_samples(&self, node: Uuid, samples: &[(DateTime<Utc>, Value)]) -> Result<()> {
+        self.bounded(QUICK, async { dispatch!(self, s => s.save_samples(node, samples).await) }).await
+    }
+
+    /// Every other node's samples since `since`, by node, then oldest first.
+    pub async fn load_samples(&self, except: Uuid, since: DateTime<Utc>) -> Result<Vec<(Uuid, Value)>> {
+        self.bounded(QUICK, async { dispatch!(self, s => s.load_samples(except, since).await) }).await
+    }
+
+    /// Deletes every node's samples older than `before`.
+    pub async fn prune_samples(&self, before: DateTime<Utc>) -> Result<()> {
+        self.bounded(QUICK, async { dispatch!(self, s => s.prune_samples(before).await) }).await
     }
 
     pub async fn ping(&self) -> Result<()> {

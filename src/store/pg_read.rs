@@ -47,19 +47,25 @@ pub(super) static READ_STREAM: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// An audit page: the tenant's events after `($2, $3)` below the horizon, filtered.
-pub(super) static AUDIT: LazyLock<String> = LazyLock::new(|| {
+/// An audit page, oldest first after the cursor (`AUDIT`, which a replica
+/// may answer too) or newest first before it.
+fn audit_sql(newer: &str, order: &str) -> String {
     format!(
         "SELECT {COLUMNS} FROM eventfeed.events \
-         WHERE tenant_id = $1 AND (tx_id, position) > ($2, $3) AND tx_id < {HORIZON} \
+         WHERE tenant_id = $1 AND (tx_id, position) {newer} ($2, $3) AND tx_id < {HORIZON} \
            AND {types} \
            AND ($6::text IS NULL OR stream = $6) \
            AND ($7::text IS NULL OR actor_id = $7) \
            AND ($8::timestamptz IS NULL OR created_at >= $8) \
            AND ($9::timestamptz IS NULL OR created_at < $9) \
-         ORDER BY tx_id, position LIMIT $10",
+           AND ($11::uuid IS NULL OR id = $11) \
+         ORDER BY tx_id {order}, position {order} LIMIT $10",
         types = type_match(4, 5)
     )
-});
+}
+
+pub(super) static AUDIT: LazyLock<String> = LazyLock::new(|| audit_sql(">", "ASC"));
+static AUDIT_NEWEST_FIRST: LazyLock<String> = LazyLock::new(|| audit_sql("<", "DESC"));
 
 type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
@@ -94,6 +100,7 @@ pub(super) fn bind_audit<'q>(sql: &'static str, tenant_id: &'q str, q: &'q Audit
         .bind(q.from)
         .bind(q.to)
         .bind(q.limit + 1)
+        .bind(q.id)
 }
 
 impl PgStore {
@@ -135,10 +142,15 @@ impl PgStore {
     }
 
     pub async fn audit(&self, tenant_id: &str, q: &AuditQuery) -> Result<Page> {
-        if let Some(page) = self.audit_from_replica(tenant_id, q).await {
+        // Newest first starts from the newest event, which a replica behind
+        // the primary may not hold: the primary answers those pages.
+        if !q.newest_first
+            && let Some(page) = self.audit_from_replica(tenant_id, q).await
+        {
             return Ok(page);
         }
-        let rows = bind_audit(AUDIT.as_str(), tenant_id, q).fetch_all(&self.reads()).await?;
+        let sql = if q.newest_first { &AUDIT_NEWEST_FIRST } else { &AUDIT };
+        let rows = bind_audit(sql.as_str(), tenant_id, q).fetch_all(&self.reads()).await?;
         Page::from_rows(&rows, q.limit, event_from_row)
     }
 

@@ -28,6 +28,8 @@ mod partitions;
 mod read;
 #[path = "pg_replica_reads.rs"]
 mod replica_reads;
+#[path = "pg_stats.rs"]
+mod stats;
 
 pub use migrations::migrator;
 pub use read::READ_FEED;

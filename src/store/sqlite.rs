@@ -28,6 +28,8 @@ mod append;
 mod consumers;
 #[path = "sqlite_read.rs"]
 mod read;
+#[path = "sqlite_stats.rs"]
+mod stats;
 
 use super::Doorbell;
 use crate::error::Result;

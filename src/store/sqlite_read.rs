@@ -85,25 +85,34 @@ impl SqliteStore {
     pub async fn audit(&self, tenant_id: &str, q: &AuditQuery) -> Result<Page> {
         // The optional filters are `?n IS NULL OR …`, which no index serves; a
         // given stream or actor is also stated plainly, so its index drives the scan.
-        static FILTERS: LazyLock<String> = LazyLock::new(|| {
+        fn filters(newer: &str, order: &str) -> String {
             format!(
-                "tenant_id = ?1 AND position > ?2 AND {types} \
+                "tenant_id = ?1 AND position {newer} ?2 AND {types} \
                  AND (?5 IS NULL OR stream = ?5) AND (?6 IS NULL OR actor_id = ?6) \
                  AND (?7 IS NULL OR created_at >= ?7) AND (?8 IS NULL OR created_at < ?8) \
-                 ORDER BY position LIMIT ?9",
+                 AND (?10 IS NULL OR id = ?10) \
+                 ORDER BY position {order} LIMIT ?9",
                 types = type_match(3, 4),
             )
-        });
-        static BY_TENANT: LazyLock<String> =
-            LazyLock::new(|| format!("SELECT {COLUMNS} FROM events WHERE {}", FILTERS.as_str()));
-        static BY_STREAM: LazyLock<String> =
-            LazyLock::new(|| format!("SELECT {COLUMNS} FROM events WHERE stream = ?5 AND {}", FILTERS.as_str()));
-        static BY_ACTOR: LazyLock<String> =
-            LazyLock::new(|| format!("SELECT {COLUMNS} FROM events WHERE actor_id = ?6 AND {}", FILTERS.as_str()));
-        let sql = match (&q.stream, &q.actor) {
-            (Some(_), _) => &BY_STREAM,
-            (None, Some(_)) => &BY_ACTOR,
-            (None, None) => &BY_TENANT,
+        }
+        /// The four queries (by tenant, stream, actor or id) in one order.
+        fn queries(newer: &str, order: &str) -> [String; 4] {
+            let filters = filters(newer, order);
+            [
+                format!("SELECT {COLUMNS} FROM events WHERE id = ?10 AND {filters}"),
+                format!("SELECT {COLUMNS} FROM events WHERE {filters}"),
+                format!("SELECT {COLUMNS} FROM events WHERE stream = ?5 AND {filters}"),
+                format!("SELECT {COLUMNS} FROM events WHERE actor_id = ?6 AND {filters}"),
+            ]
+        }
+        static OLDEST_FIRST: LazyLock<[String; 4]> = LazyLock::new(|| queries(">", "ASC"));
+        static NEWEST_FIRST: LazyLock<[String; 4]> = LazyLock::new(|| queries("<", "DESC"));
+        let [by_id, by_tenant, by_stream, by_actor] = if q.newest_first { &*NEWEST_FIRST } else { &*OLDEST_FIRST };
+        let sql = match (&q.id, &q.stream, &q.actor) {
+            (Some(_), _, _) => by_id,
+            (None, Some(_), _) => by_stream,
+            (None, None, Some(_)) => by_actor,
+            (None, None, None) => by_tenant,
         };
         let limit = q.limit.max(0);
         let rows = sqlx::query(sql.as_str())
@@ -116,6 +125,7 @@ impl SqliteStore {
             .bind(q.from.map(|t| t.timestamp_millis()))
             .bind(q.to.map(|t| t.timestamp_millis()))
             .bind(limit.saturating_add(1))
+            .bind(q.id.map(|id| id.hyphenated()))
             .fetch_all(&self.pool)
             .await?;
         Page::from_rows(&rows, limit, event_from_row)

@@ -93,8 +93,13 @@ pub struct AuditQuery {
     pub actor: Option<String>,
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
+    /// Where the page starts: after this cursor, or before it when `newest_first`.
     pub after: Cursor,
     pub limit: i64,
+    /// One event, by its id.
+    pub id: Option<uuid::Uuid>,
+    /// Newest first: the events before `after`, in descending cursor order.
+    pub newest_first: bool,
 }
 
 /// A stored consumer cursor's key: consumers are per user.

@@ -23,3 +23,4 @@ mod replicas;
 mod rules_agree;
 mod sql_api;
 mod sql_install;
+mod stats;

@@ -11,6 +11,9 @@ const AXE_SOURCE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 export async function openConsole(server, viewport = { width: 1280, height: 800 }) {
   const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium' });
   const context = await browser.newContext({ viewport, colorScheme: 'light' });
+  // A promise rejected with no handler is an error of the page too; Chromium
+  // reports it to neither pageerror nor the console by itself.
+  await context.addInitScript(() => window.addEventListener('unhandledrejection', (e) => console.error(`unhandled rejection: ${e.reason && e.reason.stack ? e.reason.stack : e.reason}`)));
   const page = await context.newPage();
   const seen = { requests: [], pageErrors: [], consoleErrors: [], failed: [] };
   page.on('request', (r) => seen.requests.push(r.url()));
