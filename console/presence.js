@@ -9,6 +9,7 @@ const presence = {
   users: new Map(), // userId → { userId, username, connections }
   online: 0,
   large: false, // over the list limit: names only on demand
+  recount: null,
 };
 
 function drawPresence() {
@@ -39,6 +40,13 @@ async function loadPresence(feed) {
   }
 }
 
+/** After a change is pushed, one list call brings the connection counts
+ * up to date (a diff names who joined and left, not how many sockets each has). */
+function recount(feed) {
+  clearTimeout(presence.recount);
+  presence.recount = setTimeout(() => !presence.large && loadPresence(feed), 300);
+}
+
 /** Follows the presence of the feed's tenant, as the library keeps it. */
 function followPresence(feed) {
   presence.users = new Map();
@@ -48,6 +56,7 @@ function followPresence(feed) {
     presence.online = info && typeof info.online === 'number' ? info.online : users.length;
     presence.large = presence.online > users.length;
     drawPresence();
+    recount(feed);
   });
 }
 
@@ -57,6 +66,7 @@ panels.presence = {
   },
   stop() {
     live.onFeed.delete(followPresence);
+    clearTimeout(presence.recount);
   },
   show() {
     if (live.feed && !presence.users.size && !presence.large) loadPresence(live.feed);
