@@ -18,6 +18,26 @@ BEGIN
     RETURN NULL;
 END $$;
 
+-- The type counts' triggers (migration 0007 says why they insert rows of
+-- changes rather than update counters): one row per tenant and type per
+-- appending or deleting statement. The server folds them into
+-- eventfeed.type_counts.
+CREATE OR REPLACE FUNCTION eventfeed.count_appended_types() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO eventfeed.type_count_changes (tenant_id, type, events, last_at)
+    SELECT tenant_id, type, count(*), max(created_at) FROM appended GROUP BY tenant_id, type;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION eventfeed.count_deleted_types() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO eventfeed.type_count_changes (tenant_id, type, events, last_at)
+    SELECT tenant_id, type, -count(*), NULL FROM deleted GROUP BY tenant_id, type;
+    RETURN NULL;
+END $$;
+
 -- The names the server emits or listens for (CONTRACT.md section 1): a stored
 -- event of such a type would reach sockets as if the server had sent it.
 CREATE OR REPLACE FUNCTION eventfeed.is_reserved_type(t text) RETURNS boolean

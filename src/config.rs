@@ -37,6 +37,22 @@ pub struct Config {
     /// filter: `/,/dashboard=kpi:*|metrics:*`.
     #[arg(long, env = "EVENTFEED_NAMESPACES", default_value = "/")]
     pub namespaces: String,
+
+    #[command(flatten)]
+    pub schemas: SchemasConfig,
+}
+
+/// The event type catalog: a directory of JSON Schemas, one per type.
+#[derive(Args, Clone, Debug, Default)]
+pub struct SchemasConfig {
+    /// Directory of JSON Schema (2020-12) files, one per event type:
+    /// `invoice.paid.json` describes `invoice:paid`. Read at start and on SIGHUP.
+    #[arg(long = "schemas", env = "EVENTFEED_SCHEMAS")]
+    pub dir: Option<PathBuf>,
+
+    /// Refuse appends of types that have no schema.
+    #[arg(long = "schemas-closed", env = "EVENTFEED_SCHEMAS_CLOSED")]
+    pub closed: bool,
 }
 
 /// Where events are stored.

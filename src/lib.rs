@@ -12,6 +12,7 @@ pub mod event;
 pub mod feed;
 pub mod http;
 pub mod metrics;
+pub mod schemas;
 pub mod serve;
 pub mod socket;
 pub mod state;
@@ -53,6 +54,8 @@ pub struct Server {
 pub async fn build(config: Config) -> anyhow::Result<Server> {
     let verifier = Verifier::from_config(&config.jwt)?;
     let namespaces = config.namespaces().map_err(|e| anyhow::anyhow!("EVENTFEED_NAMESPACES: {e}"))?;
+    let schemas = schemas::Schemas::load(config.schemas.dir.clone(), config.schemas.closed)
+        .map_err(|e| anyhow::anyhow!("EVENTFEED_SCHEMAS: {e}"))?;
     let store = store::open(&config.store).await?;
     let (shutdown, tasks) = (CancellationToken::new(), TaskTracker::new());
     let appender = Appender::start(store.clone(), &shutdown, &tasks);
@@ -61,6 +64,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     if let Some(keep) = config.retention {
         tasks.spawn(shutdown.clone().run_until_cancelled_owned(prune_forever(store.clone(), keep)));
     }
+    let schemas = schemas::start(schemas, &store, &shutdown, &tasks);
     let filters: HashMap<_, _> = namespaces.iter().map(|ns| (ns.path.clone(), ns.default_types.clone())).collect();
     let state = Arc::new(App {
         store: store.clone(),
@@ -68,6 +72,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         verifier: Arc::new(verifier),
         config: Arc::new(config),
         feed,
+        schemas,
         roster: socket::Roster::default(),
         metrics: metrics::handle(),
         adapter: AdapterHealth::default(),

@@ -12,6 +12,7 @@ use crate::auth::Verifier;
 use crate::config::Config;
 use crate::event::TypeFilter;
 use crate::feed::Feed;
+use crate::schemas::Schemas;
 use crate::socket::Roster;
 use crate::socket::adapter::AdapterHealth;
 use crate::store::{Appender, Store};
@@ -26,6 +27,8 @@ pub struct App {
     pub verifier: Arc<Verifier>,
     pub config: Arc<Config>,
     pub feed: Feed,
+    /// The event type catalog appends are checked against (reloaded on SIGHUP).
+    pub schemas: Arc<Schemas>,
     /// Who is online, read through the Socket.IO adapter (bound once it is built).
     pub roster: Roster,
     pub metrics: PrometheusHandle,

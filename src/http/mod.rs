@@ -11,6 +11,7 @@ mod health;
 mod presence;
 mod sse;
 mod streams;
+mod types;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -39,6 +40,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(audit::router())
         .merge(presence::router())
         .merge(consumers::router())
+        .merge(types::router())
         .merge(console::router())
         .merge(health::router())
         .merge(client_js::router())

@@ -23,6 +23,8 @@ mod append;
 mod consumers;
 #[path = "pg_read.rs"]
 mod read;
+#[path = "pg_type_counts.rs"]
+mod type_counts;
 
 pub use read::READ_FEED;
 

@@ -28,6 +28,8 @@ mod append;
 mod consumers;
 #[path = "sqlite_read.rs"]
 mod read;
+#[path = "sqlite_type_counts.rs"]
+mod type_counts;
 
 use super::Doorbell;
 use crate::error::Result;
