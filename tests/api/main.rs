@@ -18,3 +18,5 @@ mod ordering;
 mod outbox;
 mod sql_api;
 mod sql_install;
+mod types;
+mod types_process;
