@@ -19,22 +19,21 @@ BEGIN
 END $$;
 
 -- The type counts' triggers (migration 0007 says why they insert rows of
--- changes rather than update counters): one row per tenant and type per
--- appending or deleting statement. The server folds them into
--- eventfeed.type_counts.
-CREATE OR REPLACE FUNCTION eventfeed.count_appended_types() RETURNS trigger
+-- changes rather than update counters): one row per appended or deleted
+-- event. The server folds them into eventfeed.type_counts.
+CREATE OR REPLACE FUNCTION eventfeed.count_appended_type() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO eventfeed.type_count_changes (tenant_id, type, events, last_at)
-    SELECT tenant_id, type, count(*), max(created_at) FROM appended GROUP BY tenant_id, type;
+    VALUES (NEW.tenant_id, NEW.type, 1, NEW.created_at);
     RETURN NULL;
 END $$;
 
-CREATE OR REPLACE FUNCTION eventfeed.count_deleted_types() RETURNS trigger
+CREATE OR REPLACE FUNCTION eventfeed.count_deleted_type() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO eventfeed.type_count_changes (tenant_id, type, events, last_at)
-    SELECT tenant_id, type, -count(*), NULL FROM deleted GROUP BY tenant_id, type;
+    VALUES (OLD.tenant_id, OLD.type, -1, NULL);
     RETURN NULL;
 END $$;
 

@@ -5,9 +5,9 @@
 -- Appends do not update a counter row in place: a transaction that holds
 -- such a row (an application appending with eventfeed.append_event inside a
 -- transaction that stays open for minutes) would make every other append of
--- that tenant and type wait behind it. Each appending or deleting statement
--- instead inserts rows of changes, which never wait on anything; the server
--- folds them into type_counts every few seconds, in short transactions of
+-- that tenant and type wait behind it. Each appended or deleted event
+-- instead inserts a row of changes, which never waits on anything; the
+-- server folds them into type_counts every second, in short transactions of
 -- its own, and a read adds the changes not yet folded.
 CREATE TABLE eventfeed.type_counts (
     tenant_id text NOT NULL,
@@ -27,21 +27,23 @@ CREATE TABLE eventfeed.type_count_changes (
 );
 CREATE INDEX type_count_changes_tenant_idx ON eventfeed.type_count_changes (tenant_id);
 
--- One change row per tenant and type per statement: a group commit of a
--- thousand events adds a handful of rows.
-CREATE FUNCTION eventfeed.count_appended_types() RETURNS trigger
+-- One change row per event appended or deleted. Row triggers, not statement
+-- triggers with transition tables: a transition table keeps every row of
+-- the statement, data included, and a group commit of a thousand 16 KiB
+-- events would spill it to temporary files.
+CREATE FUNCTION eventfeed.count_appended_type() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO eventfeed.type_count_changes (tenant_id, type, events, last_at)
-    SELECT tenant_id, type, count(*), max(created_at) FROM appended GROUP BY tenant_id, type;
+    VALUES (NEW.tenant_id, NEW.type, 1, NEW.created_at);
     RETURN NULL;
 END $$;
 
-CREATE FUNCTION eventfeed.count_deleted_types() RETURNS trigger
+CREATE FUNCTION eventfeed.count_deleted_type() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO eventfeed.type_count_changes (tenant_id, type, events, last_at)
-    SELECT tenant_id, type, -count(*), NULL FROM deleted GROUP BY tenant_id, type;
+    VALUES (OLD.tenant_id, OLD.type, -1, NULL);
     RETURN NULL;
 END $$;
 
@@ -49,11 +51,9 @@ END $$;
 -- count below sees every event stored before them and they count every
 -- event after.
 CREATE TRIGGER events_count_appended
-    AFTER INSERT ON eventfeed.events REFERENCING NEW TABLE AS appended
-    FOR EACH STATEMENT EXECUTE FUNCTION eventfeed.count_appended_types();
+    AFTER INSERT ON eventfeed.events FOR EACH ROW EXECUTE FUNCTION eventfeed.count_appended_type();
 CREATE TRIGGER events_count_deleted
-    AFTER DELETE ON eventfeed.events REFERENCING OLD TABLE AS deleted
-    FOR EACH STATEMENT EXECUTE FUNCTION eventfeed.count_deleted_types();
+    AFTER DELETE ON eventfeed.events FOR EACH ROW EXECUTE FUNCTION eventfeed.count_deleted_type();
 
 INSERT INTO eventfeed.type_counts (tenant_id, type, events, last_at)
 SELECT tenant_id, type, count(*), max(created_at) FROM eventfeed.events GROUP BY tenant_id, type;

@@ -12,7 +12,7 @@ use crate::store::Store;
 
 /// How often pending type-count changes are folded. Reads add the pending
 /// ones, so this bounds how many a read adds, not how fresh counts are.
-const FOLD_EVERY: Duration = Duration::from_secs(5);
+const FOLD_EVERY: Duration = Duration::from_secs(1);
 
 /// Starts the reload and fold tasks; both stop at shutdown.
 pub fn start(schemas: Schemas, store: &Store, shutdown: &CancellationToken, tasks: &TaskTracker) -> Arc<Schemas> {
