@@ -34,9 +34,12 @@ async fn reload_on_hangup(schemas: Arc<Schemas>, stop: CancellationToken) {
         }
     };
     while stop.run_until_cancelled(hangups.recv()).await.flatten().is_some() {
-        match schemas.reload() {
-            Ok(catalog) => tracing::info!(types = catalog.len(), "SIGHUP: type catalog reloaded"),
-            Err(e) => tracing::error!("SIGHUP: type catalog not reloaded, the previous one stays: {e}"),
+        // Reading and compiling the files blocks: off the async workers.
+        let reloading = schemas.clone();
+        match tokio::task::spawn_blocking(move || reloading.reload()).await {
+            Ok(Ok(catalog)) => tracing::info!(types = catalog.len(), "SIGHUP: type catalog reloaded"),
+            Ok(Err(e)) => tracing::error!("SIGHUP: type catalog not reloaded, the previous one stays: {e}"),
+            Err(e) => tracing::error!(error = %e, "SIGHUP: the type catalog's reload failed; the previous one stays"),
         }
     }
 }
