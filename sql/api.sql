@@ -18,6 +18,25 @@ BEGIN
     RETURN NULL;
 END $$;
 
+-- The type counts' triggers (migration 0010 says why they insert rows of
+-- changes rather than update counters): one row per appended or deleted
+-- event. The server folds them into eventfeed.type_counts.
+CREATE OR REPLACE FUNCTION eventfeed.count_appended_type() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO eventfeed.type_count_changes (tenant_id, type, events, last_at)
+    VALUES (NEW.tenant_id, NEW.type, 1, NEW.created_at);
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION eventfeed.count_deleted_type() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO eventfeed.type_count_changes (tenant_id, type, events, last_at)
+    VALUES (OLD.tenant_id, OLD.type, -1, NULL);
+    RETURN NULL;
+END $$;
+
 -- The names the server emits or listens for (docs/protocol.md, reserved types): a stored
 -- event of such a type would reach sockets as if the server had sent it.
 CREATE OR REPLACE FUNCTION eventfeed.is_reserved_type(t text) RETURNS boolean
@@ -459,6 +478,11 @@ BEGIN
             ON CONFLICT (only_row) DO UPDATE SET tx_id = excluded.tx_id, position = excluded.position
             WHERE (r.tx_id, r.position) < (excluded.tx_id, excluded.position);
         END IF;
+        -- A dropped partition fires no delete trigger: its events leave the
+        -- type counts here, in the same transaction.
+        EXECUTE format('INSERT INTO eventfeed.type_count_changes (tenant_id, type, events, last_at) '
+                       'SELECT tenant_id, type, -count(*), NULL FROM eventfeed.%I GROUP BY tenant_id, type',
+                       part.name);
         EXECUTE format('DROP TABLE eventfeed.%I', part.name);
         DELETE FROM eventfeed.partitions p WHERE p.name = part.name;
         dropped := dropped + held;

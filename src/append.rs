@@ -6,9 +6,13 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use std::sync::Arc;
+
 use crate::auth::Principal;
 use crate::error::{Error, Result};
 use crate::event::{Actor, Audience, EventType, StreamName, storable, storable_json};
+use crate::schemas::Catalog;
+use crate::state::App;
 use crate::store::{AppendRequest, NewEvent};
 
 /// Largest serialized `metadata`.
@@ -121,15 +125,44 @@ fn actor(given: Option<Actor>, who: &Principal) -> Result<Actor> {
     }
 }
 
+/// What an append is checked against besides the contract's own rules.
+pub struct Rules {
+    /// `EVENTFEED_MAX_EVENT_BYTES`.
+    pub max_event_bytes: usize,
+    /// The type catalog in force when the request arrived.
+    pub catalog: Arc<Catalog>,
+}
+
+impl Rules {
+    /// The rules a server applies now.
+    pub fn of(app: &App) -> Self {
+        Rules { max_event_bytes: app.config.max_event_bytes, catalog: app.schemas.current() }
+    }
+}
+
+/// A schema refusal of event `i` of a batch names the event.
+fn in_batch(error: Error, i: usize) -> Error {
+    match error {
+        Error::Nonconforming(mut found) => {
+            found.index = Some(i);
+            found.message = format!("event {i}: {}", found.message);
+            Error::Nonconforming(found)
+        }
+        Error::Invalid(message) => Error::Invalid(format!("event {i}: {message}")),
+        other => other,
+    }
+}
+
 /// Parses one event, or `{ "events": [...] }`, into one atomic request.
 /// With an idempotency key, events without an id get one derived from the
 /// key, so a retried request finds its stored events.
 pub fn parse_request(
     body: Value,
     who: &Principal,
-    max_event_bytes: usize,
+    rules: &Rules,
     idempotency_key: Option<&str>,
 ) -> Result<AppendRequest> {
+    let batch = body.get("events").is_some();
     let inputs: Vec<Value> = match body {
         Value::Object(obj) if obj.contains_key("events") => {
             let batch: Batch = serde_json::from_value(Value::Object(obj))
@@ -156,7 +189,9 @@ pub fn parse_request(
         .map(|(i, value)| {
             let input: EventInput =
                 serde_json::from_value(value).map_err(|e| Error::Invalid(format!("event {i}: {e}")))?;
-            let mut event = input.validate(who, max_event_bytes)?;
+            let mut event = input.validate(who, rules.max_event_bytes)?;
+            let conforms = rules.catalog.check(event.event_type.as_str(), &event.data);
+            conforms.map_err(|e| if batch { in_batch(e, i) } else { e })?;
             if let (None, Some(key)) = (event.id, idempotency_key) {
                 let name = format!("{}\u{1f}{key}\u{1f}{i}", who.tenant_id);
                 event.id = Some(Uuid::new_v5(&Uuid::NAMESPACE_OID, name.as_bytes()));
@@ -172,6 +207,10 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn open(max_event_bytes: usize) -> Rules {
+        Rules { max_event_bytes, catalog: Arc::new(Catalog::empty(false)) }
+    }
+
     fn publisher() -> Principal {
         Principal {
             tenant_id: "acme".into(),
@@ -185,10 +224,10 @@ mod tests {
     #[test]
     fn single_and_batch() {
         let one = json!({"stream": "s-1", "type": "a:b", "data": {}});
-        let req = parse_request(one.clone(), &publisher(), 1024, None).unwrap();
+        let req = parse_request(one.clone(), &publisher(), &open(1024), None).unwrap();
         assert_eq!(req.events.len(), 1);
         assert_eq!(req.events[0].actor.as_ref().unwrap().user_id, "u-1");
-        let batch = parse_request(json!({"events": [one.clone(), one]}), &publisher(), 1024, None).unwrap();
+        let batch = parse_request(json!({"events": [one.clone(), one]}), &publisher(), &open(1024), None).unwrap();
         assert_eq!(batch.events.len(), 2);
     }
 
@@ -196,8 +235,8 @@ mod tests {
     fn idempotency_key_gives_stable_ids() {
         let body =
             json!({"events": [{"stream": "s", "type": "a:b", "data": {}}, {"stream": "s", "type": "a:b", "data": {}}]});
-        let a = parse_request(body.clone(), &publisher(), 1024, Some("k1")).unwrap();
-        let b = parse_request(body, &publisher(), 1024, Some("k1")).unwrap();
+        let a = parse_request(body.clone(), &publisher(), &open(1024), Some("k1")).unwrap();
+        let b = parse_request(body, &publisher(), &open(1024), Some("k1")).unwrap();
         assert_eq!(a.events[0].id, b.events[0].id);
         assert_ne!(a.events[0].id, a.events[1].id);
     }
@@ -220,12 +259,12 @@ mod tests {
             json!({"stream": "s", "type": "a:b", "data": {}, "metadata": {"m": "\u{0}"}}),
         ];
         for body in cases {
-            let err = parse_request(body.clone(), &p, 1024, None).unwrap_err();
+            let err = parse_request(body.clone(), &p, &open(1024), None).unwrap_err();
             assert_eq!(err.code(), "invalid", "{body}");
         }
         let big = json!({"stream": "s", "type": "a:b", "data": {"x": "y".repeat(2000)}});
-        assert_eq!(parse_request(big, &p, 1024, None).unwrap_err().code(), "too_large");
+        assert_eq!(parse_request(big, &p, &open(1024), None).unwrap_err().code(), "too_large");
         let actor = json!({"stream": "s", "type": "a:b", "data": {}, "actor": {"userId": "x", "username": null}});
-        assert_eq!(parse_request(actor, &p, 1024, None).unwrap_err().code(), "forbidden");
+        assert_eq!(parse_request(actor, &p, &open(1024), None).unwrap_err().code(), "forbidden");
     }
 }

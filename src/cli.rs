@@ -1,4 +1,5 @@
-//! The command line: `serve` (the default), `migrate`, `token`, `append`, `tail`.
+//! The command line: `serve` (the default), `migrate`, `token`, `append`,
+//! `tail`, and `types check` / `types typescript`.
 
 use std::time::Duration;
 
@@ -7,7 +8,8 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::Value;
 
 use crate::auth::Verifier;
-use crate::config::{Config, JwtConfig, LogConfig, StoreConfig, parse_duration};
+use crate::config::{Config, JwtConfig, LogConfig, SchemasConfig, StoreConfig, parse_duration};
+use crate::schemas::Catalog;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -66,6 +68,27 @@ pub enum Command {
         types: Option<String>,
         #[command(flatten, next_help_heading = "Server")]
         client: Client,
+    },
+    /// The event type catalog (EVENTFEED_SCHEMAS).
+    #[command(subcommand)]
+    Types(TypesCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TypesCommand {
+    /// Check every stored event, those appended with SQL included, against its
+    /// type's schema; print each one that does not conform, and exit non-zero if any.
+    Check {
+        #[command(flatten)]
+        schemas: SchemasConfig,
+        #[command(flatten, next_help_heading = "Store")]
+        store: StoreConfig,
+    },
+    /// Print the catalog as a TypeScript event map, for the client library's
+    /// `EventFeed<Events>`.
+    Typescript {
+        #[command(flatten)]
+        schemas: SchemasConfig,
     },
 }
 
@@ -147,7 +170,32 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             println!("{text}");
         }
         Command::Tail { client, after, types } => tail(&client, after, types).await?,
+        Command::Types(TypesCommand::Typescript { schemas }) => {
+            print!("{}", crate::schemas::typescript::render(&catalog(&schemas)?))
+        }
+        Command::Types(TypesCommand::Check { schemas, store }) => check(&catalog(&schemas)?, &store).await?,
     }
+    Ok(())
+}
+
+/// The catalog a `types` command works on: the directory must be named.
+fn catalog(schemas: &SchemasConfig) -> anyhow::Result<Catalog> {
+    let dir = schemas.dir.as_deref().context("name the schema directory with --schemas or EVENTFEED_SCHEMAS")?;
+    Catalog::load(dir, schemas.closed).map_err(|e| anyhow::anyhow!("EVENTFEED_SCHEMAS: {e}"))
+}
+
+async fn check(catalog: &Catalog, store: &StoreConfig) -> anyhow::Result<()> {
+    let store = crate::store::open(store).await?;
+    let walked = crate::schemas::check::walk(&store, catalog, &mut std::io::stdout().lock()).await;
+    store.close().await;
+    let tally = walked?;
+    anyhow::ensure!(
+        tally.nonconforming == 0,
+        "{} of {} stored events do not conform to their type's schema",
+        tally.nonconforming,
+        tally.checked
+    );
+    println!("all {} stored events conform to their type's schema", tally.checked);
     Ok(())
 }
 

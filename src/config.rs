@@ -52,6 +52,22 @@ pub struct Config {
     /// long (0: not at all); then it answers what it has received and exits.
     #[arg(long, env = "EVENTFEED_DRAIN", default_value = "5s", value_parser = parse_duration)]
     pub drain: Duration,
+
+    #[command(flatten)]
+    pub schemas: SchemasConfig,
+}
+
+/// The event type catalog: a directory of JSON Schemas, one per type.
+#[derive(Args, Clone, Debug, Default)]
+pub struct SchemasConfig {
+    /// Directory of JSON Schema (2020-12) files, one per event type:
+    /// `invoice.paid.json` describes `invoice:paid`. Read at start and on SIGHUP.
+    #[arg(long = "schemas", env = "EVENTFEED_SCHEMAS")]
+    pub dir: Option<PathBuf>,
+
+    /// Refuse appends of types that have no schema.
+    #[arg(long = "schemas-closed", env = "EVENTFEED_SCHEMAS_CLOSED")]
+    pub closed: bool,
 }
 
 /// Where events are stored.

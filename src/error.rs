@@ -21,6 +21,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     #[error("{0}")]
     Invalid(String),
+    /// An event's `data` that does not conform to its type's schema.
+    #[error("{}", .0.message)]
+    Nonconforming(Box<Nonconforming>),
     #[error("invalid cursor")]
     InvalidCursor,
     #[error("authentication failed: {0}")]
@@ -48,7 +51,20 @@ pub enum Error {
     Internal(#[from] anyhow::Error),
 }
 
-/// The `error` object of every failure: `{ code, message, currentVersion? }`.
+/// Where an event's `data` breaks its type's schema (code `invalid`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Nonconforming {
+    /// In a batch, the event's place in it, from 0.
+    pub index: Option<usize>,
+    pub message: String,
+    /// A JSON pointer into the event's `data`: `/amount`, `/lines/0/sku`, or `""` for `data` itself.
+    pub path: String,
+    /// The schema keyword that failed: `minimum`, `required`, `type`, …
+    pub rule: String,
+}
+
+/// The `error` object of every failure: `{ code, message, currentVersion? }`,
+/// and for data that breaks its schema `path`, `rule` and in a batch `index`.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorBody {
@@ -59,6 +75,15 @@ pub struct ErrorBody {
     /// With `conflict` for a stale `expectedVersion`: the stream's version.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub current_version: Option<i64>,
+    /// With `invalid` for data that breaks its type's schema: a JSON pointer into `data`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// With `path`: the schema keyword that failed, e.g. `minimum`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// With `path`, in a batch: the failing event's index, from 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<usize>,
 }
 
 /// The body of every HTTP error answer.
@@ -70,7 +95,7 @@ pub struct ErrorResponse {
 impl Error {
     pub fn code(&self) -> &'static str {
         match self {
-            Error::Invalid(_) => "invalid",
+            Error::Invalid(_) | Error::Nonconforming(_) => "invalid",
             Error::InvalidCursor => "invalid_cursor",
             Error::Unauthorized(_) => "unauthorized",
             Error::Forbidden(_) => "forbidden",
@@ -87,7 +112,7 @@ impl Error {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            Error::Invalid(_) | Error::InvalidCursor => StatusCode::BAD_REQUEST,
+            Error::Invalid(_) | Error::Nonconforming(_) | Error::InvalidCursor => StatusCode::BAD_REQUEST,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::Conflict { .. } => StatusCode::CONFLICT,
@@ -120,7 +145,11 @@ impl Error {
             Error::Conflict { current_version, .. } => *current_version,
             _ => None,
         };
-        ErrorBody { code: self.code().to_owned(), message, current_version }
+        let (path, rule, index) = match self {
+            Error::Nonconforming(found) => (Some(found.path.clone()), Some(found.rule.clone()), found.index),
+            _ => (None, None, None),
+        };
+        ErrorBody { code: self.code().to_owned(), message, current_version, path, rule, index }
     }
 
     /// The answer to an id already stored with other content, or with an

@@ -13,6 +13,7 @@ pub mod feed;
 pub mod http;
 pub mod metrics;
 pub mod presence;
+pub mod schemas;
 pub mod serve;
 pub mod socket;
 pub mod state;
@@ -58,6 +59,8 @@ pub struct Server {
 pub async fn build(config: Config) -> anyhow::Result<Server> {
     let verifier = Verifier::from_config(&config.jwt)?;
     let namespaces = config.namespaces().map_err(|e| anyhow::anyhow!("EVENTFEED_NAMESPACES: {e}"))?;
+    let schemas = schemas::Schemas::load(config.schemas.dir.clone(), config.schemas.closed)
+        .map_err(|e| anyhow::anyhow!("EVENTFEED_SCHEMAS: {e}"))?;
     let store = store::open(&config.store).await?;
     let (shutdown, commits, tasks) = (CancellationToken::new(), CancellationToken::new(), TaskTracker::new());
     let appender = Appender::start(store.clone(), &commits, &tasks);
@@ -72,6 +75,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         Store::Postgres(pg) => Presence::shared(settings, pg.adapter_options(), &shutdown, &tasks),
         Store::Sqlite(_) => Presence::alone(settings),
     };
+    let schemas = schemas::start(schemas, &store, &shutdown, &tasks);
     let filters: HashMap<_, _> = namespaces.iter().map(|ns| (ns.path.clone(), ns.default_types.clone())).collect();
     let state = Arc::new(App {
         store: store.clone(),
@@ -80,6 +84,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         config: Arc::new(config),
         feed,
         presence,
+        schemas,
         metrics: metrics::handle(),
         stats,
         adapter: AdapterHealth::default(),

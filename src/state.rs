@@ -15,6 +15,7 @@ use crate::event::TypeFilter;
 use crate::feed::Feed;
 use crate::presence::Presence;
 use crate::stats::Stats;
+use crate::schemas::Schemas;
 use crate::store::{Appender, Store};
 
 /// Everything a handler needs. Handlers and middleware clone it per request,
@@ -29,6 +30,8 @@ pub struct App {
     pub feed: Feed,
     /// Who is online in each tenant, across the cluster.
     pub presence: Presence,
+    /// The event type catalog appends are checked against (reloaded on SIGHUP).
+    pub schemas: Arc<Schemas>,
     pub metrics: PrometheusHandle,
     /// This node's per-second samples, and the other nodes' through the store.
     pub stats: Stats,

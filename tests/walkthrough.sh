@@ -7,12 +7,13 @@
 #   ```sh walkthrough wait=TEXT     the same, then wait until the output shows TEXT
 #   ```js walkthrough file=NAME     saved as NAME in that shell's directory
 #   ```text walkthrough expect      lines the output must show, in this order
-# Only three substitutions are made, so that the walkthrough can run beside
+# Only four substitutions are made, so that the walkthrough can run beside
 # anything else: `cargo run [-q --]` becomes the debug binary it builds
 # (target/debug/eventfeed), the server
 # listens on a free port instead of 3000 (`127.0.0.1:3000` becomes that port),
-# and it runs in a fresh temporary directory (so a fresh eventfeed.db), where
-# `mktemp -d` also makes its directories.
+# it runs in a fresh temporary directory (so a fresh eventfeed.db), where
+# `mktemp -d` also makes its directories, and `examples/schemas` (the type
+# catalog, a path in the repository) becomes its path from there.
 #
 # Needs: bash, curl, Node 20+ with npm (the walkthrough installs
 # socket.io-client itself). Cleans up after itself: the server, the clients
@@ -89,8 +90,9 @@ shopt -s nullglob
 metas=("$WORK"/blocks/*.meta)
 [ "${#metas[@]}" -gt 0 ] || fail "README.md has no walkthrough blocks"
 
-substitute() { # the three substitutions; PORT must be known
+substitute() { # the substitutions; PORT must be known
     sed -e "s|cargo run -q --|$EVENTFEED_CMD|g" \
+        -e "s|examples/schemas|$ROOT/examples/schemas|g" \
         -e "s|cargo run\\b|$EVENTFEED_CMD|g" \
         -e "s|127\\.0\\.0\\.1:3000|127.0.0.1:$PORT|g"
 }
@@ -111,7 +113,7 @@ done
 say "starting: $server_block"
 PORT=0
 # `VAR=value exec binary`: the server replaces the shell, so it gets the signals.
-server_cmd="$(printf '%s\n' "$server_block" | sed "s|cargo run\\b|exec $EVENTFEED_CMD|")"
+server_cmd="$(printf '%s\n' "$server_block" | sed -e "s|cargo run\\b|exec $EVENTFEED_CMD|" -e "s|examples/schemas|$ROOT/examples/schemas|g")"
 (
     cd "$WORK"
     export EVENTFEED_ADDR=127.0.0.1:0

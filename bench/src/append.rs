@@ -36,11 +36,23 @@ pub struct Args {
     /// every event, as the pgbench script does.
     #[arg(long, default_value_t = 0)]
     pub streams: u64,
+    /// Measure the cost of schema validation instead: the server runs with
+    /// this EVENTFEED_SCHEMAS directory, and slices of appends of a type it
+    /// has a schema for take turns with slices of the same data under a
+    /// type it has none for.
+    #[arg(long)]
+    pub schemas: Option<std::path::PathBuf>,
 }
+
+/// What one HTTP worker appends: its `n`th event on `stream`.
+pub type Body = Arc<dyn Fn(u64, String) -> serde_json::Value + Send + Sync>;
 
 const TARGET_RATIO: f64 = 2.0;
 
 pub async fn run(setup: &Setup, args: &Args) -> anyhow::Result<Vec<Row>> {
+    if let Some(dir) = &args.schemas {
+        return crate::schemas::run(setup, args, dir).await;
+    }
     Env::run(setup, async |env| measure(env, args).await).await
 }
 
@@ -53,7 +65,10 @@ async fn measure(env: &Env, args: &Args) -> anyhow::Result<Vec<Row>> {
     let (mut tps, mut cpu_http, mut cpu_pg) = (0.0, Vec::new(), Vec::new());
     for round in 1..=rounds {
         let before = Cpu::sample(env.server.pid);
-        let load = http_load(env, args, Duration::from_secs_f64(slice)).await?;
+        let body: Body = Arc::new(
+            |n, stream| json!({ "stream": stream, "type": "bench:appended", "data": { "seq": n, "amount": 1200 } }),
+        );
+        let load = http_load(env, args, Duration::from_secs_f64(slice), body).await?;
         cpu_http.push(before.since(&Cpu::sample(env.server.pid)));
         let before = Cpu::sample(env.server.pid);
         let baseline = pgbench(env, args, slice.round().max(1.0) as u64).await?;
@@ -104,15 +119,15 @@ async fn measure(env: &Env, args: &Args) -> anyhow::Result<Vec<Row>> {
     Ok(vec![Row::new("append HTTP vs. pgbench", value, "≥ 2.0x", &conditions, Some(ratio >= TARGET_RATIO && ok))])
 }
 
-struct HttpLoad {
-    ok: u64,
-    errors: u64,
-    latency: Histogram,
+pub struct HttpLoad {
+    pub ok: u64,
+    pub errors: u64,
+    pub latency: Histogram,
 }
 
 /// `connections` workers, each posting one event at a time on its own
 /// connection; counts what completes inside the measured window.
-async fn http_load(env: &Env, args: &Args, duration: Duration) -> anyhow::Result<HttpLoad> {
+pub async fn http_load(env: &Env, args: &Args, duration: Duration, body: Body) -> anyhow::Result<HttpLoad> {
     let token = Arc::new(env.token("bench", "appender", &["publisher"]));
     let base = Arc::new(env.http());
     let barrier = Arc::new(Barrier::new(args.connections));
@@ -120,7 +135,7 @@ async fn http_load(env: &Env, args: &Args, duration: Duration) -> anyhow::Result
     let (streams, connections) = (args.streams, args.connections as u64);
     let workers: Vec<_> = (0..args.connections)
         .map(|w| {
-            let (token, base, barrier) = (token.clone(), base.clone(), barrier.clone());
+            let (token, base, barrier, body) = (token.clone(), base.clone(), barrier.clone(), body.clone());
             tokio::spawn(async move {
                 let client = one_connection();
                 let mut latency = Histogram::default();
@@ -136,9 +151,7 @@ async fn http_load(env: &Env, args: &Args, duration: Duration) -> anyhow::Result
                         0 => format!("order-{prefix}-{n}"),
                         streams => format!("account-{}", (n * connections + w as u64) % streams),
                     };
-                    let body =
-                        json!({ "stream": stream, "type": "bench:appended", "data": { "seq": n, "amount": 1200 } });
-                    let result = append(&client, &base, &token, &body).await;
+                    let result = append(&client, &base, &token, &body(n, stream)).await;
                     let now = Instant::now();
                     if now >= end {
                         break;

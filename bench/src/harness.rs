@@ -50,7 +50,16 @@ impl Env {
     /// Starts a server on a fresh database, measures with `f`, and cleans up
     /// whatever `f` returned.
     pub async fn run<T>(setup: &Setup, f: impl AsyncFnOnce(&Env) -> anyhow::Result<T>) -> anyhow::Result<T> {
-        let env = Env::start(setup).await?;
+        Env::run_with(setup, &[], f).await
+    }
+
+    /// `run`, with more of the server's environment (e.g. `EVENTFEED_SCHEMAS`).
+    pub async fn run_with<T>(
+        setup: &Setup,
+        server_env: &[(&str, &str)],
+        f: impl AsyncFnOnce(&Env) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let env = Env::start(setup, server_env).await?;
         let result = f(&env).await;
         env.finish().await;
         result
@@ -58,7 +67,7 @@ impl Env {
 
     /// Creates the database, starts the server on it (which migrates it),
     /// and opens a small pool for the benchmark's own SQL.
-    pub async fn start(setup: &Setup) -> anyhow::Result<Env> {
+    pub async fn start(setup: &Setup, server_env: &[(&str, &str)]) -> anyhow::Result<Env> {
         let db_name = format!("ef_bench_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let db_url = with_database(&setup.database_url, &db_name)?;
         let mut admin = PgConnection::connect(&setup.database_url).await.with_context(|| {
@@ -67,7 +76,7 @@ impl Env {
         sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {db_name}"))).execute(&mut admin).await?;
         admin.close().await?;
         let secret = uuid::Uuid::new_v4().simple().to_string();
-        let server = match Server::start(setup, &db_url, &secret).await {
+        let server = match Server::start(setup, &db_url, &secret, server_env).await {
             Ok(server) => server,
             Err(e) => {
                 drop_database(setup, &db_name).await;
@@ -146,7 +155,7 @@ pub struct Server {
 }
 
 impl Server {
-    async fn start(setup: &Setup, db_url: &str, secret: &str) -> anyhow::Result<Server> {
+    async fn start(setup: &Setup, db_url: &str, secret: &str, env: &[(&str, &str)]) -> anyhow::Result<Server> {
         let bin = std::fs::canonicalize(&setup.server_bin).with_context(|| {
             format!("no server binary at {} (run `cargo build --release`, or --server-bin)", setup.server_bin.display())
         })?;
@@ -164,6 +173,7 @@ impl Server {
             .env("EVENTFEED_ADDR", "127.0.0.1:0")
             .env("EVENTFEED_JWT_SECRET", secret)
             .env("RUST_LOG", &setup.server_log)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log)?)

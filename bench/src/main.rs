@@ -13,6 +13,7 @@ mod plan;
 mod reads;
 mod replay;
 mod report;
+mod schemas;
 mod sio;
 mod stats;
 
@@ -35,6 +36,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Appends/s over HTTP (64 connections) against a pgbench INSERT baseline; target ≥ 2x.
+    /// With --schemas DIR: checked against unchecked appends; validation costs ≤ 10%.
     Append(append::Args),
     /// One atomic append of 1, 100 and 1,000 events of 1 KB and 16 KB: time and temp files per event.
     Batch(batch::Args),

@@ -44,7 +44,7 @@ async fn append(
         Some(v) => Some(v.to_str().map_err(|_| Error::Invalid("Idempotency-Key must be visible ASCII".into()))?),
         None => None,
     };
-    let request = crate::append::parse_request(value, &who, state.config.max_event_bytes, key)?;
+    let request = crate::append::parse_request(value, &who, &crate::append::Rules::of(&state), key)?;
     let events = state.appender.append(request).await?;
     Ok((StatusCode::CREATED, Json(Appended { events })))
 }

@@ -12,6 +12,7 @@ mod presence;
 mod sse;
 mod stats;
 mod streams;
+mod types;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -41,6 +42,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(presence::router())
         .merge(consumers::router())
         .merge(stats::router())
+        .merge(types::router())
         .merge(console::router())
         .merge(health::router())
         .merge(client_js::router())

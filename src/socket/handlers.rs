@@ -137,7 +137,7 @@ async fn event_append<A: Adapter>(c: Ctx<A>, value: Value) -> Result<Value, Erro
     if !value.is_object() || value.get("events").is_some() {
         return Err(Error::Invalid("event:append takes one event object".into()));
     }
-    let request = crate::append::parse_request(value, &who, c.state.config.max_event_bytes, None)?;
+    let request = crate::append::parse_request(value, &who, &crate::append::Rules::of(&c.state), None)?;
     let mut events = c.state.appender.append(request).await?;
     Ok(json!({ "ok": true, "event": events.pop() }))
 }

@@ -23,6 +23,7 @@ pub use commit::Appender;
 pub use replicas::ReplicaStatus;
 pub use types::{
     AppendRequest, Appended, AuditQuery, BEHIND_CAP, ConsumerKey, ConsumerLag, FeedQuery, NewEvent, Page, StreamQuery,
+    TYPE_COUNT_FOLD_CHUNK, TypeCount,
 };
 
 use crate::cursor::Cursor;
@@ -135,6 +136,19 @@ impl Store {
     /// The tenant's stored consumers with their lag, by user and name.
     pub async fn consumers(&self, tenant_id: &str) -> Result<Vec<ConsumerLag>> {
         self.bounded(READ, async { dispatch!(self, s => s.consumers(tenant_id).await) }).await
+    }
+
+    /// The tenant's stored events per type, from counts kept at append
+    /// (no scan of the events), by type.
+    #[tracing::instrument(level = "debug", skip_all, fields(tenant = %tenant_id), err(level = "debug"))]
+    pub async fn type_counts(&self, tenant_id: &str) -> Result<Vec<TypeCount>> {
+        self.bounded(QUICK, async { dispatch!(self, s => s.type_counts(tenant_id).await) }).await
+    }
+
+    /// Folds the type counts' pending changes into the counts; returns how
+    /// many changes it folded. A store that counts in place has none.
+    pub async fn fold_type_counts(&self) -> Result<u64> {
+        self.bounded(QUICK, async { dispatch!(self, s => s.fold_type_counts().await) }).await
     }
 
     /// The cursor of the newest visible event; never behind the retention

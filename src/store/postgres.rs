@@ -30,6 +30,8 @@ mod read;
 mod replica_reads;
 #[path = "pg_stats.rs"]
 mod stats;
+#[path = "pg_type_counts.rs"]
+mod type_counts;
 
 pub use migrations::migrator;
 pub use read::READ_FEED;

@@ -30,6 +30,8 @@ mod consumers;
 mod read;
 #[path = "sqlite_stats.rs"]
 mod stats;
+#[path = "sqlite_type_counts.rs"]
+mod type_counts;
 
 use super::Doorbell;
 use crate::error::Result;

@@ -125,3 +125,15 @@ pub struct ConsumerLag {
     /// `BEHIND_CAP + 1`, so more than the cap means "capped".
     pub behind: i64,
 }
+
+/// Most pending type-count changes one fold takes.
+pub const TYPE_COUNT_FOLD_CHUNK: i64 = 10_000;
+
+/// How many events of one type a tenant has stored, and when the last was appended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TypeCount {
+    pub event_type: String,
+    pub count: i64,
+    /// `None` once none is stored.
+    pub last_at: Option<DateTime<Utc>>,
+}

@@ -24,3 +24,5 @@ mod rules_agree;
 mod sql_api;
 mod sql_install;
 mod stats;
+mod types;
+mod types_process;

@@ -109,6 +109,8 @@ pub struct TestServer {
     pub store: eventfeed::store::Store,
     /// The server's live feed: `head()` is how far the tailer has delivered.
     pub feed: eventfeed::feed::Feed,
+    /// The server's type catalog: `reload()` is what SIGHUP does.
+    pub schemas: std::sync::Arc<eventfeed::schemas::Schemas>,
     db_name: Option<String>,
     file: Option<PathBuf>,
     stop: std::sync::Arc<std::sync::Mutex<Option<Running>>>,
@@ -116,8 +118,15 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn postgres() -> TestServer {
+        TestServer::postgres_with(&[]).await
+    }
+
+    /// A server on a fresh database, dropped at `stop`; `args` are more CLI flags.
+    pub async fn postgres_with(args: &[&str]) -> TestServer {
         let db = TestDb::create().await;
-        let mut server = TestServer::start(&["--database-url", &db.url]).await;
+        let mut argv = vec!["--database-url", db.url.as_str()];
+        argv.extend_from_slice(args);
+        let mut server = TestServer::start(&argv).await;
         server.db_url = Some(db.url.clone());
         server.db_name = Some(db.name.clone());
         server
@@ -147,6 +156,7 @@ impl TestServer {
         let base = format!("http://{}", listener.local_addr().expect("local addr"));
         let server = eventfeed::build(cli.config).await.expect("server builds");
         let (store, feed) = (server.state.store.clone(), server.state.feed.clone());
+        let schemas = server.state.schemas.clone();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let stop = futures::stream::once(async {
@@ -160,6 +170,7 @@ impl TestServer {
             db_url: None,
             store,
             feed,
+            schemas,
             db_name: None,
             file: None,
             stop: std::sync::Arc::new(std::sync::Mutex::new(Some((stop_tx, task)))),
