@@ -116,19 +116,7 @@ pub async fn run(user: User, live: Arc<Live>, mut stop: watch::Receiver<bool>) -
             continue;
         };
         backoff.reset();
-        live.connected.fetch_add(1, Ordering::Relaxed);
-        let now = now_micros();
-        match closed_at.take() {
-            None => {
-                seen.connect_latency = Some(user.at.elapsed());
-                live.accepted.fetch_add(1, Ordering::Relaxed);
-                live.last_accept_at.fetch_max(now, Ordering::Relaxed);
-            }
-            Some(at) => {
-                seen.back_after.push(at.elapsed());
-                live.last_back_at.fetch_max(now, Ordering::Relaxed);
-            }
-        }
+        accepted(&user, closed_at.take(), &live, &mut seen);
         let ended = hold(&mut socket, &live, &mut seen, &mut stop).await;
         live.connected.fetch_sub(1, Ordering::Relaxed);
         match ended {
@@ -149,6 +137,23 @@ pub async fn run(user: User, live: Arc<Live>, mut stop: watch::Receiver<bool>) -
                     return seen;
                 }
             }
+        }
+    }
+}
+
+/// Counts an accepted connect: the first, or one back after a close at `closed_at`.
+fn accepted(user: &User, closed_at: Option<Instant>, live: &Live, seen: &mut Seen) {
+    live.connected.fetch_add(1, Ordering::Relaxed);
+    let now = now_micros();
+    match closed_at {
+        None => {
+            seen.connect_latency = Some(user.at.elapsed());
+            live.accepted.fetch_add(1, Ordering::Relaxed);
+            live.last_accept_at.fetch_max(now, Ordering::Relaxed);
+        }
+        Some(at) => {
+            seen.back_after.push(at.elapsed());
+            live.last_back_at.fetch_max(now, Ordering::Relaxed);
         }
     }
 }
