@@ -44,22 +44,25 @@ pub struct Env {
     pub server: Server,
     secret: String,
     setup: Setup,
+    /// Extra environment of every server started (`EVENTFEED_…` settings).
+    vars: Vec<(String, String)>,
 }
 
 impl Env {
     /// Starts a server on a fresh database, measures with `f`, and cleans up
     /// whatever `f` returned.
     pub async fn run<T>(setup: &Setup, f: impl AsyncFnOnce(&Env) -> anyhow::Result<T>) -> anyhow::Result<T> {
-        Env::run_with(setup, &[], f).await
+        Env::run_with(setup, Vec::new(), f).await
     }
 
-    /// `run`, with more of the server's environment (e.g. `EVENTFEED_SCHEMAS`).
+    /// [`Env::run`] with extra environment `vars` for the server (and for
+    /// any other node started with [`Env::another_server`]).
     pub async fn run_with<T>(
         setup: &Setup,
-        server_env: &[(&str, &str)],
+        vars: Vec<(String, String)>,
         f: impl AsyncFnOnce(&Env) -> anyhow::Result<T>,
     ) -> anyhow::Result<T> {
-        let env = Env::start(setup, server_env).await?;
+        let env = Env::start(setup, vars).await?;
         let result = f(&env).await;
         env.finish().await;
         result
@@ -67,7 +70,7 @@ impl Env {
 
     /// Creates the database, starts the server on it (which migrates it),
     /// and opens a small pool for the benchmark's own SQL.
-    pub async fn start(setup: &Setup, server_env: &[(&str, &str)]) -> anyhow::Result<Env> {
+    pub async fn start(setup: &Setup, vars: Vec<(String, String)>) -> anyhow::Result<Env> {
         let db_name = format!("ef_bench_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let db_url = with_database(&setup.database_url, &db_name)?;
         let mut admin = PgConnection::connect(&setup.database_url).await.with_context(|| {
@@ -76,7 +79,7 @@ impl Env {
         sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {db_name}"))).execute(&mut admin).await?;
         admin.close().await?;
         let secret = uuid::Uuid::new_v4().simple().to_string();
-        let server = match Server::start(setup, &db_url, &secret, server_env).await {
+        let server = match Server::start(setup, &db_url, &secret, &vars).await {
             Ok(server) => server,
             Err(e) => {
                 drop_database(setup, &db_name).await;
@@ -85,7 +88,15 @@ impl Env {
         };
         println!("# database {db_name}, server pid {}, server log {}", server.pid, server.log.display());
         let pool = PgPoolOptions::new().max_connections(4).connect(&db_url).await?;
-        Ok(Env { db_url, db_name, pool, server, secret, setup: setup.clone() })
+        Ok(Env { db_url, db_name, pool, server, secret, setup: setup.clone(), vars })
+    }
+
+    /// One more server on the same database, as another node of the cluster.
+    /// The caller stops it.
+    pub async fn another_server(&self) -> anyhow::Result<Server> {
+        let server = Server::start(&self.setup, &self.db_url, &self.secret, &self.vars).await?;
+        println!("# another server: pid {}, log {}", server.pid, server.log.display());
+        Ok(server)
     }
 
     /// Base URL of the server's HTTP API.
@@ -155,11 +166,17 @@ pub struct Server {
 }
 
 impl Server {
-    async fn start(setup: &Setup, db_url: &str, secret: &str, env: &[(&str, &str)]) -> anyhow::Result<Server> {
+    async fn start(setup: &Setup, db_url: &str, secret: &str, vars: &[(String, String)]) -> anyhow::Result<Server> {
+        static STARTED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let bin = std::fs::canonicalize(&setup.server_bin).with_context(|| {
             format!("no server binary at {} (run `cargo build --release`, or --server-bin)", setup.server_bin.display())
         })?;
-        let log = std::env::temp_dir().join(format!("eventfeed-bench-server-{}.log", std::process::id()));
+        // The first server's log is named for this process; later ones get a number.
+        let log = match STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) {
+            0 => format!("eventfeed-bench-server-{}.log", std::process::id()),
+            n => format!("eventfeed-bench-server-{}-{}.log", std::process::id(), n + 1),
+        };
+        let log = std::env::temp_dir().join(log);
         let mut command = Command::new(&bin);
         // Run from the temp directory so that no `.env` of the caller applies.
         command.arg("serve").current_dir(std::env::temp_dir());
@@ -173,7 +190,7 @@ impl Server {
             .env("EVENTFEED_ADDR", "127.0.0.1:0")
             .env("EVENTFEED_JWT_SECRET", secret)
             .env("RUST_LOG", &setup.server_log)
-            .envs(env.iter().copied())
+            .envs(vars.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log)?)
@@ -195,15 +212,27 @@ impl Server {
         Ok(line.split_whitespace().nth(1).context("bad VmRSS")?.parse()?)
     }
 
+    /// Sends SIGTERM, as a deploy does: the server drains, then stops.
+    pub fn terminate(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            // SAFETY: kill(2) on the pid of our own child, which we have not reaped yet.
+            unsafe { libc::kill(self.pid as libc::pid_t, libc::SIGTERM) };
+        }
+    }
+
+    /// Waits up to `limit` for the server to exit; whether it did.
+    pub async fn exited(&mut self, limit: Duration) -> bool {
+        tokio::time::timeout(limit, self.child.wait()).await.is_ok()
+    }
+
     /// SIGTERM (a graceful shutdown), then SIGKILL after 10 s.
-    async fn stop(mut self) {
+    pub async fn stop(mut self) {
         if let Ok(Some(status)) = self.child.try_wait() {
             eprintln!("# the server had already exited ({status}); see {}", self.log.display());
             return;
         }
-        // SAFETY: kill(2) on the pid of our own child, which we have not reaped yet.
-        unsafe { libc::kill(self.pid as libc::pid_t, libc::SIGTERM) };
-        if tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await.is_err() {
+        self.terminate();
+        if !self.exited(Duration::from_secs(10)).await {
             eprintln!("# the server did not stop within 10 s of SIGTERM; killing it");
             let _ = self.child.kill().await;
         }

@@ -3,6 +3,7 @@
 //! conditions and a PASS/FAIL against the target, and drops the database.
 
 mod append;
+mod balancer;
 mod batch;
 mod envelope;
 mod fanout;
@@ -10,6 +11,7 @@ mod harness;
 mod http;
 mod idle;
 mod plan;
+mod presence;
 mod reads;
 mod replay;
 mod report;
@@ -48,6 +50,8 @@ enum Command {
     Replay(replay::Args),
     /// Server memory per idle socket with 10,000 connected; target ≤ 60 KB.
     Idle(idle::Args),
+    /// 5,000 users of one tenant on two nodes: presence packets, quiet, lists; then one node's SIGTERM.
+    Presence(presence::Args),
     /// All of the above with their defaults, then one markdown table.
     All,
 }
@@ -82,6 +86,7 @@ async fn run(cli: Cli, nofile: u64) -> anyhow::Result<bool> {
         Command::Fanout(args) => fanout::run(setup, &args).await?,
         Command::Replay(args) => replay::run(setup, &args).await?,
         Command::Idle(args) => idle::run(setup, &args, nofile).await?,
+        Command::Presence(args) => presence::run(setup, &args, nofile).await?,
         Command::All => return all(setup, nofile).await,
     };
     Ok(report::print(&rows))
@@ -89,7 +94,7 @@ async fn run(cli: Cli, nofile: u64) -> anyhow::Result<bool> {
 
 async fn all(setup: &Setup, nofile: u64) -> anyhow::Result<bool> {
     let mut rows: Vec<Row> = Vec::new();
-    for name in ["append", "batch", "reads", "fanout", "replay", "idle"] {
+    for name in ["append", "batch", "reads", "fanout", "replay", "idle", "presence"] {
         println!("\n## {name}");
         let outcome = match name {
             "append" => append::run(setup, &defaults::<append::Args>()).await,
@@ -97,7 +102,8 @@ async fn all(setup: &Setup, nofile: u64) -> anyhow::Result<bool> {
             "reads" => reads::run(setup, &defaults::<reads::Args>()).await,
             "fanout" => fanout::run(setup, &defaults::<fanout::Args>()).await,
             "replay" => replay::run(setup, &defaults::<replay::Args>()).await,
-            _ => idle::run(setup, &defaults::<idle::Args>(), nofile).await,
+            "idle" => idle::run(setup, &defaults::<idle::Args>(), nofile).await,
+            _ => presence::run(setup, &defaults::<presence::Args>(), nofile).await,
         };
         match outcome {
             Ok(r) => {
@@ -132,5 +138,8 @@ mod tests {
         assert_eq!((fanout.sockets, fanout.rate), (1000, 1000));
         let batch = defaults::<batch::Args>();
         assert_eq!((batch.events, batch.bytes), (vec![1, 100, 1000], vec![1024, 16384]));
+        let presence = defaults::<presence::Args>();
+        assert_eq!((presence.users, presence.window, presence.nodes), (5000, 10, 2));
+        assert_eq!(presence.drain, std::time::Duration::from_secs(1));
     }
 }

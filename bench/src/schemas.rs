@@ -32,7 +32,7 @@ pub async fn run(setup: &Setup, args: &Args, dir: &Path) -> anyhow::Result<Vec<R
         .context("no schema in --schemas has an example to append (give one an `examples` array)")?;
     let per_check = check_time(&catalog, &event_type, &data);
     let dir = dir.to_str().context("the schema directory's path is not UTF-8")?;
-    Env::run_with(setup, &[("EVENTFEED_SCHEMAS", dir)], async |env| {
+    Env::run_with(setup, vec![("EVENTFEED_SCHEMAS".to_owned(), dir.to_owned())], async |env| {
         measure(env, args, &event_type, &data, per_check).await
     })
     .await

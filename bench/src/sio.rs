@@ -52,6 +52,15 @@ impl Packet {
     }
 }
 
+/// What [`Socket::receive`] read.
+pub enum Incoming {
+    Event(Packet),
+    /// The server disconnected the socket (`41`): a client does not reconnect.
+    Disconnected,
+    /// The transport closed: a client reconnects.
+    Closed,
+}
+
 /// WebSocket opcodes.
 const TEXT: u8 = 0x1;
 const CLOSE: u8 = 0x8;
@@ -110,15 +119,27 @@ impl Socket {
     /// The next event packet, answering pings on the way; `None` when the
     /// server disconnects.
     pub async fn next(&mut self) -> anyhow::Result<Option<Packet>> {
+        match self.receive().await? {
+            Incoming::Event(packet) => Ok(Some(packet)),
+            Incoming::Disconnected | Incoming::Closed => Ok(None),
+        }
+    }
+
+    /// The next event packet, or how the socket ended: a Socket.IO
+    /// disconnect, or the transport's close (an Engine.IO close `1`, a
+    /// WebSocket close, the connection's end), after which a client
+    /// reconnects.
+    pub async fn receive(&mut self) -> anyhow::Result<Incoming> {
         while let Some(text) = self.next_text().await? {
             match &text[..] {
-                [b'4', b'2', ..] => return Ok(Some(Packet { text, received_at: self.read_at })),
+                [b'4', b'2', ..] => return Ok(Incoming::Event(Packet { text, received_at: self.read_at })),
                 b"2" => self.send_text(b"3").await?,
-                [b'4', b'1', ..] => return Ok(None),
+                [b'4', b'1', ..] => return Ok(Incoming::Disconnected),
+                [b'1', ..] => return Ok(Incoming::Closed),
                 _ => {}
             }
         }
-        Ok(None)
+        Ok(Incoming::Closed)
     }
 
     /// Emits `event` with no argument and acknowledgement id `id`, and

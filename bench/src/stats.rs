@@ -130,6 +130,11 @@ pub struct Cpu {
 
 impl Cpu {
     pub fn sample(server_pid: u32) -> Cpu {
+        Cpu::sample_all(&[server_pid])
+    }
+
+    /// [`Cpu::sample`] with the server's part summed over several processes (nodes).
+    pub fn sample_all(server_pids: &[u32]) -> Cpu {
         let postgres = std::fs::read_dir("/proc")
             .into_iter()
             .flatten()
@@ -139,7 +144,7 @@ impl Cpu {
             .sum();
         Cpu {
             at: Instant::now(),
-            server: process_ticks(format!("/proc/{server_pid}/stat").as_ref()),
+            server: server_pids.iter().map(|pid| process_ticks(format!("/proc/{pid}/stat").as_ref())).sum(),
             postgres,
             bench: process_ticks("/proc/self/stat".as_ref()) + children_ticks(),
             busy: machine_busy_ticks(),
