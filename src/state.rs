@@ -14,8 +14,8 @@ use crate::config::Config;
 use crate::event::TypeFilter;
 use crate::feed::Feed;
 use crate::presence::Presence;
-use crate::stats::Stats;
 use crate::schemas::Schemas;
+use crate::stats::Stats;
 use crate::store::{Appender, Store};
 
 /// Everything a handler needs. Handlers and middleware clone it per request,

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::Feed;
 use crate::cursor::Cursor;
 use crate::event::TypeFilter;
-use crate::store::{FeedQuery, Page, Store};
+use crate::store::{EventPage, FeedQuery, Store};
 
 /// Events per page unless the caller asks for fewer.
 const PAGE: i64 = 500;
@@ -83,13 +83,13 @@ impl Reader {
     }
 
     /// The next page of events of `types`, read once; a failed read is the caller's.
-    pub async fn read(&mut self, types: &TypeFilter) -> crate::error::Result<Page> {
+    pub async fn read(&mut self, types: &TypeFilter) -> crate::error::Result<EventPage> {
         if let End::Follow(bell) = &mut self.end {
             // Rings from here on wake `wait`: none falls between the read and the wait.
             bell.borrow_and_update();
         }
         let until = match self.end {
-            End::At(until) if self.cursor >= until => return Ok(Page { events: vec![], has_more: false }),
+            End::At(until) if self.cursor >= until => return Ok(EventPage { events: vec![], has_more: false }),
             End::At(until) => Some(until),
             End::Follow(_) => None,
         };
@@ -113,7 +113,7 @@ impl Reader {
 
     /// The next page, retrying failed reads; a following reader that has read
     /// everything first waits for more. `None` once a bounded reader is done.
-    pub async fn next(&mut self, types: &TypeFilter) -> Result<Option<Page>, Stopped> {
+    pub async fn next(&mut self, types: &TypeFilter) -> Result<Option<EventPage>, Stopped> {
         let wait = match self.end {
             End::At(until) if self.cursor >= until => return Ok(None),
             End::At(_) => false,

@@ -4,7 +4,7 @@
 use std::sync::Mutex;
 
 use super::*;
-use crate::store::Page;
+use crate::store::EventPage;
 use crate::store::sqlite::tests::TempStore;
 
 /// A sink that records what it is sent and is full after `room` events.
@@ -92,7 +92,8 @@ async fn a_reader_stops_at_its_end_or_follows_its_tenant_until_shutdown() {
     let shutdown = CancellationToken::new();
     let feed = Feed::start(Store::Sqlite(temp.store.clone()), &shutdown, &TaskTracker::new()).await.unwrap();
     let stored = append(&temp, "acme", vec![new_event("s", "a:b"); 5]).await.unwrap();
-    let cursors = |pages: &[Page]| pages.iter().flat_map(|p| p.events.iter().map(|e| e.cursor)).collect::<Vec<_>>();
+    let cursors =
+        |pages: &[EventPage]| pages.iter().flat_map(|p| p.events.iter().map(|e| e.cursor)).collect::<Vec<_>>();
     let all = TypeFilter::default();
 
     // Bounded: (first, third], a page of one at a time, then done.

@@ -77,7 +77,10 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let adapter = state.adapter.is_listening();
     let ok = store && reading && listening && adapter;
     let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(Readiness { store, feed: reading && listening, adapter, draining: false, replicas: replicas(&state) }))
+    (
+        status,
+        Json(Readiness { store, feed: reading && listening, adapter, draining: false, replicas: replicas(&state) }),
+    )
 }
 
 fn replicas(state: &AppState) -> Vec<ReplicaReadiness> {

@@ -32,7 +32,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-struct StreamQuery {
+struct SseParams {
     /// Start after this cursor; without it (and without `Last-Event-ID`) the stream starts live.
     #[param(value_type = Option<Cursor>)]
     after: Option<String>,
@@ -64,14 +64,14 @@ struct SseMessage {
 
 /// Server-Sent Events of the caller's visible events, resuming after `Last-Event-ID`.
 #[utoipa::path(get, path = "/api/events/stream", tag = "events", security(("bearer" = []), ("accessToken" = [])),
-    params(StreamQuery, ("Last-Event-ID" = Option<Cursor>, Header, description = "Resume after this cursor; wins over `after`.")),
+    params(SseParams, ("Last-Event-ID" = Option<Cursor>, Header, description = "Resume after this cursor; wins over `after`.")),
     responses((status = 200, content_type = "text/event-stream", body = SseMessage,
         description = "A stream of messages that lasts until the token expires; `schema` is one message."),
         doc::Invalid, doc::Unauthorized, doc::Unavailable, doc::Internal))]
 async fn stream(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Params(q): Params<StreamQuery>,
+    Params(q): Params<SseParams>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
     let token =
         bearer(&headers).or(q.access_token.as_deref()).ok_or_else(|| Error::Unauthorized("missing token".into()))?;

@@ -20,7 +20,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-struct StreamQuery {
+struct StreamParams {
     /// The first version to return (default 1).
     #[param(minimum = 1)]
     from_version: Option<i64>,
@@ -40,14 +40,14 @@ struct StreamPage {
 /// One stream's visible events in version order.
 #[utoipa::path(get, path = "/api/streams/{*stream}", tag = "events", security(("bearer" = [])),
     params(("stream" = String, Path, pattern = "^[A-Za-z0-9_.:@/-]{1,200}$", description = "The stream; may contain `/`."),
-        StreamQuery),
+        StreamParams),
     responses((status = 200, body = StreamPage, description = "A page of the stream."), doc::Invalid, doc::Unauthorized, doc::Unavailable, doc::Internal))]
 #[tracing::instrument(skip_all, fields(tenant = %who.tenant_id), err(level = "debug"))]
 async fn read(
     State(state): State<AppState>,
     AuthUser(who): AuthUser,
     Path(stream): Path<String>,
-    Params(q): Params<StreamQuery>,
+    Params(q): Params<StreamParams>,
 ) -> Result<Json<StreamPage>> {
     let stream = StreamName::parse(&stream)?;
     let from = q.from_version.unwrap_or(1);

@@ -22,8 +22,8 @@ use uuid::Uuid;
 pub use commit::Appender;
 pub use replicas::ReplicaStatus;
 pub use types::{
-    AppendRequest, Appended, AuditQuery, BEHIND_CAP, ConsumerKey, ConsumerLag, FeedQuery, NewEvent, Page, StreamQuery,
-    TYPE_COUNT_FOLD_CHUNK, TypeCount,
+    AppendRequest, Appended, AuditQuery, BEHIND_CAP, ConsumerKey, ConsumerLag, EventPage, FeedQuery, NewEvent,
+    StreamQuery, TYPE_COUNT_FOLD_CHUNK, TypeCount,
 };
 
 use crate::cursor::Cursor;
@@ -34,7 +34,7 @@ use crate::event::Event;
 /// and its PostgreSQL pools are replaced (see [`pools`]).
 /// Small keyed reads and writes: the tailer's, readiness, consumer cursors.
 const QUICK: Duration = Duration::from_secs(3);
-/// Page reads for clients (replay, polling, streams, audit).
+/// EventPage reads for clients (replay, polling, streams, audit).
 const READ: Duration = Duration::from_secs(10);
 /// Appends (which may wait on a stream's row lock held by an application's
 /// transaction) and retention's deletes.
@@ -102,7 +102,7 @@ impl Store {
 
     /// One tenant's events visible to a user, after a cursor, in cursor order.
     #[tracing::instrument(level = "debug", skip_all, fields(tenant = %q.tenant_id, after = %q.after), err(level = "debug"))]
-    pub async fn read_feed(&self, q: &FeedQuery<'_>) -> Result<Page> {
+    pub async fn read_feed(&self, q: &FeedQuery<'_>) -> Result<EventPage> {
         self.bounded(READ, async { dispatch!(self, s => s.read_feed(q).await) }).await
     }
 
@@ -114,12 +114,12 @@ impl Store {
 
     /// One stream's events visible to a user, in version order.
     #[tracing::instrument(level = "debug", skip_all, fields(tenant = %q.tenant_id, stream = %q.stream), err(level = "debug"))]
-    pub async fn read_stream(&self, q: &StreamQuery<'_>) -> Result<Page> {
+    pub async fn read_stream(&self, q: &StreamQuery<'_>) -> Result<EventPage> {
         self.bounded(READ, async { dispatch!(self, s => s.read_stream(q).await) }).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(tenant = %tenant_id, after = %q.after), err(level = "debug"))]
-    pub async fn audit(&self, tenant_id: &str, q: &AuditQuery) -> Result<Page> {
+    pub async fn audit(&self, tenant_id: &str, q: &AuditQuery) -> Result<EventPage> {
         self.bounded(READ, async { dispatch!(self, s => s.audit(tenant_id, q).await) }).await
     }
 

@@ -15,7 +15,7 @@ use super::{HORIZON, PgStore};
 use crate::cursor::Cursor;
 use crate::error::Result;
 use crate::event::{Actor, Audience, Event};
-use crate::store::{AuditQuery, FeedQuery, Page, StreamQuery};
+use crate::store::{AuditQuery, EventPage, FeedQuery, StreamQuery};
 
 pub(super) const COLUMNS: &str = "position, tx_id, id, tenant_id, stream, version, type, data, \
                        actor_id, actor_name, audience, metadata, created_at";
@@ -104,12 +104,12 @@ pub(super) fn bind_audit<'q>(sql: &'static str, tenant_id: &'q str, q: &'q Audit
 }
 
 impl PgStore {
-    pub async fn read_feed(&self, q: &FeedQuery<'_>) -> Result<Page> {
+    pub async fn read_feed(&self, q: &FeedQuery<'_>) -> Result<EventPage> {
         if let Some(page) = self.feed_from_replica(q).await {
             return Ok(page);
         }
         let rows = bind_feed(READ_FEED.as_str(), q).fetch_all(&self.reads()).await?;
-        Page::from_rows(&rows, q.limit, event_from_row)
+        EventPage::from_rows(&rows, q.limit, event_from_row)
     }
 
     pub async fn read_all(&self, after: Cursor, limit: i64) -> Result<Vec<Event>> {
@@ -133,15 +133,15 @@ impl PgStore {
         Ok(events)
     }
 
-    pub async fn read_stream(&self, q: &StreamQuery<'_>) -> Result<Page> {
+    pub async fn read_stream(&self, q: &StreamQuery<'_>) -> Result<EventPage> {
         if let Some(page) = self.stream_from_replica(q).await? {
             return Ok(page);
         }
         let rows = bind_stream(READ_STREAM.as_str(), q).fetch_all(&self.main()).await?;
-        Page::from_rows(&rows, q.limit, event_from_row)
+        EventPage::from_rows(&rows, q.limit, event_from_row)
     }
 
-    pub async fn audit(&self, tenant_id: &str, q: &AuditQuery) -> Result<Page> {
+    pub async fn audit(&self, tenant_id: &str, q: &AuditQuery) -> Result<EventPage> {
         // Newest first starts from the newest event, which a replica behind
         // the primary may not hold: the primary answers those pages.
         if !q.newest_first
@@ -151,7 +151,7 @@ impl PgStore {
         }
         let sql = if q.newest_first { &AUDIT_NEWEST_FIRST } else { &AUDIT };
         let rows = bind_audit(sql.as_str(), tenant_id, q).fetch_all(&self.reads()).await?;
-        Page::from_rows(&rows, q.limit, event_from_row)
+        EventPage::from_rows(&rows, q.limit, event_from_row)
     }
 
     pub async fn head(&self) -> Result<Cursor> {

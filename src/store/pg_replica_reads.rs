@@ -15,7 +15,7 @@ use super::read::{AUDIT, READ_FEED, READ_STREAM, bind_audit, bind_feed, bind_str
 use crate::cursor::Cursor;
 use crate::error::Result;
 use crate::store::replicas::{Answer, HORIZON_ROW};
-use crate::store::{AuditQuery, FeedQuery, Page, StreamQuery};
+use crate::store::{AuditQuery, EventPage, FeedQuery, StreamQuery};
 
 /// `sql`'s rows, each beside the horizon of the statement's snapshot; one
 /// row of NULLs beside it when `sql` finds none.
@@ -38,9 +38,9 @@ static STREAM: LazyLock<String> = LazyLock::new(|| {
 /// A cursor page from rows of a `with_horizon` query: exact when it is full
 /// (every row of it is below the horizon, where the replica holds what the
 /// primary holds) or when the replica is past `need`.
-fn cursor_page(rows: &[PgRow], limit: i64, need: Cursor) -> Result<(Answer<Page>, i64)> {
+fn cursor_page(rows: &[PgRow], limit: i64, need: Cursor) -> Result<(Answer<EventPage>, i64)> {
     let horizon = horizon(rows)?;
-    let page = Page::from_rows(&found(rows)?, limit, |r| event_from_row(r))?;
+    let page = EventPage::from_rows(&found(rows)?, limit, |r| event_from_row(r))?;
     let exact = page.has_more || horizon > need.tx_id;
     Ok((if exact { Answer::Exact(page) } else { Answer::Behind }, horizon))
 }
@@ -65,7 +65,7 @@ impl PgStore {
     /// hand-over point; a read that follows the feed (a poll, a long-poll or
     /// SSE woken by a new event) needs everything this process has read from
     /// the primary, the waking event included.
-    pub(super) async fn feed_from_replica(&self, q: &FeedQuery<'_>) -> Option<Page> {
+    pub(super) async fn feed_from_replica(&self, q: &FeedQuery<'_>) -> Option<EventPage> {
         let replicas = self.replicas.as_ref()?;
         let need = q.until.unwrap_or_else(|| replicas.known()).max(q.after);
         replicas
@@ -77,7 +77,7 @@ impl PgStore {
     }
 
     /// An audit page from a replica: it needs everything this process has read.
-    pub(super) async fn audit_from_replica(&self, tenant_id: &str, q: &AuditQuery) -> Option<Page> {
+    pub(super) async fn audit_from_replica(&self, tenant_id: &str, q: &AuditQuery) -> Option<EventPage> {
         let replicas = self.replicas.as_ref()?;
         let need = replicas.known().max(q.after);
         replicas
@@ -92,7 +92,7 @@ impl PgStore {
     /// horizon, so the replica must hold the stream's version as the primary
     /// has it now (one key lookup there); versions commit in order, so it
     /// then holds every event up to it. A full page is exact too.
-    pub(super) async fn stream_from_replica(&self, q: &StreamQuery<'_>) -> Result<Option<Page>> {
+    pub(super) async fn stream_from_replica(&self, q: &StreamQuery<'_>) -> Result<Option<EventPage>> {
         let Some(replicas) = self.replicas.as_ref() else { return Ok(None) };
         let version: Option<i64> =
             sqlx::query_scalar("SELECT version FROM eventfeed.streams WHERE tenant_id = $1 AND stream = $2")
@@ -105,7 +105,7 @@ impl PgStore {
             .read("stream", Cursor::ZERO, |pool| async move {
                 let rows = bind_stream(STREAM.as_str(), q).fetch_all(&pool).await?;
                 let held: i64 = rows.first().map(|r| r.try_get("stream_version")).transpose()?.unwrap_or(0);
-                let page = Page::from_rows(&found(&rows)?, q.limit, |r| event_from_row(r))?;
+                let page = EventPage::from_rows(&found(&rows)?, q.limit, |r| event_from_row(r))?;
                 let exact = page.has_more || held >= primary;
                 Ok((if exact { Answer::Exact(page) } else { Answer::Behind }, horizon(&rows)?))
             })

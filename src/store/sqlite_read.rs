@@ -16,7 +16,7 @@ use super::{SqliteStore, TX_ID};
 use crate::cursor::Cursor;
 use crate::error::{Error, Result};
 use crate::event::{Actor, Audience, Event};
-use crate::store::{AuditQuery, FeedQuery, Page, StreamQuery};
+use crate::store::{AuditQuery, EventPage, FeedQuery, StreamQuery};
 
 pub(super) const COLUMNS: &str = "position, tx_id, id, tenant_id, stream, version, type, data, \
                        actor_id, actor_name, audience, metadata, created_at";
@@ -29,7 +29,7 @@ const TYPE_MATCH: &str = "(json_array_length(?E) + json_array_length(?P) = 0 \
      OR EXISTS (SELECT 1 FROM json_each(?P) p WHERE substr(events.type, 1, length(p.value)) = p.value))";
 
 impl SqliteStore {
-    pub async fn read_feed(&self, q: &FeedQuery<'_>) -> Result<Page> {
+    pub async fn read_feed(&self, q: &FeedQuery<'_>) -> Result<EventPage> {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
                 "SELECT {COLUMNS} FROM events \
@@ -50,7 +50,7 @@ impl SqliteStore {
             .bind(limit.saturating_add(1))
             .fetch_all(&self.pool)
             .await?;
-        Page::from_rows(&rows, limit, event_from_row)
+        EventPage::from_rows(&rows, limit, event_from_row)
     }
 
     pub async fn read_all(&self, after: Cursor, limit: i64) -> Result<Vec<Event>> {
@@ -61,7 +61,7 @@ impl SqliteStore {
         rows.iter().map(event_from_row).collect()
     }
 
-    pub async fn read_stream(&self, q: &StreamQuery<'_>) -> Result<Page> {
+    pub async fn read_stream(&self, q: &StreamQuery<'_>) -> Result<EventPage> {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
                 "SELECT {COLUMNS} FROM events \
@@ -79,10 +79,10 @@ impl SqliteStore {
             .bind(limit.saturating_add(1))
             .fetch_all(&self.pool)
             .await?;
-        Page::from_rows(&rows, limit, event_from_row)
+        EventPage::from_rows(&rows, limit, event_from_row)
     }
 
-    pub async fn audit(&self, tenant_id: &str, q: &AuditQuery) -> Result<Page> {
+    pub async fn audit(&self, tenant_id: &str, q: &AuditQuery) -> Result<EventPage> {
         // The optional filters are `?n IS NULL OR …`, which no index serves; a
         // given stream or actor is also stated plainly, so its index drives the scan.
         fn filters(newer: &str, order: &str) -> String {
@@ -128,7 +128,7 @@ impl SqliteStore {
             .bind(q.id.map(|id| id.hyphenated()))
             .fetch_all(&self.pool)
             .await?;
-        Page::from_rows(&rows, limit, event_from_row)
+        EventPage::from_rows(&rows, limit, event_from_row)
     }
 
     /// The newest event's cursor, or the retention floor when retention has

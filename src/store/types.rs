@@ -47,17 +47,17 @@ impl Appended {
 
 /// One page of a cursor read.
 #[derive(Debug, Clone, Default)]
-pub struct Page {
+pub struct EventPage {
     pub events: Vec<Event>,
     pub has_more: bool,
 }
 
-impl Page {
+impl EventPage {
     /// A page from up to `limit + 1` rows: the extra row only says there is more.
-    pub(super) fn from_rows<R>(rows: &[R], limit: i64, event: impl Fn(&R) -> Result<Event>) -> Result<Page> {
+    pub(super) fn from_rows<R>(rows: &[R], limit: i64, event: impl Fn(&R) -> Result<Event>) -> Result<EventPage> {
         let has_more = rows.len() as i64 > limit;
         let events = rows.iter().take(limit.max(0) as usize).map(event).collect::<Result<_>>()?;
-        Ok(Page { events, has_more })
+        Ok(EventPage { events, has_more })
     }
 }
 

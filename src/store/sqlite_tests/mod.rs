@@ -15,7 +15,7 @@ use super::SqliteStore;
 use crate::cursor::Cursor;
 use crate::error::{Error, Result};
 use crate::event::{Actor, Audience, Event, EventType, StreamName, TypeFilter};
-use crate::store::{AppendRequest, AuditQuery, ConsumerKey, Doorbell, FeedQuery, NewEvent, Page, StreamQuery};
+use crate::store::{AppendRequest, AuditQuery, ConsumerKey, Doorbell, EventPage, FeedQuery, NewEvent, StreamQuery};
 
 mod append;
 mod read;
@@ -88,11 +88,11 @@ fn feed<'a>(user_id: &'a str, after: Cursor, types: &'a TypeFilter) -> FeedQuery
     FeedQuery { tenant_id: "acme", user_id, after, until: None, types, limit: 100 }
 }
 
-fn versions(page: &Page) -> Vec<i64> {
+fn versions(page: &EventPage) -> Vec<i64> {
     page.events.iter().map(|e| e.version).collect()
 }
 
-fn types(page: &Page) -> Vec<&str> {
+fn types(page: &EventPage) -> Vec<&str> {
     page.events.iter().map(|e| e.event_type.as_str()).collect()
 }
 
