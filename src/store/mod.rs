@@ -34,7 +34,7 @@ use crate::event::Event;
 /// and its PostgreSQL pools are replaced (see [`pools`]).
 /// Small keyed reads and writes: the tailer's, readiness, consumer cursors.
 const QUICK: Duration = Duration::from_secs(3);
-/// EventPage reads for clients (replay, polling, streams, audit).
+/// Page reads for clients (replay, polling, streams, audit).
 const READ: Duration = Duration::from_secs(10);
 /// Appends (which may wait on a stream's row lock held by an application's
 /// transaction) and retention's deletes.
