@@ -31,6 +31,11 @@ pub struct PoolSet {
     /// Cursor-range reads (the feed, the tailer, the audit log), with bitmap
     /// scans off: see `PgStore::connect`.
     pub reads: PgPool,
+    /// `/ready`'s ping, on a connection of its own: it answers for the
+    /// pooled connections (a silent one stays silent until the pools are
+    /// replaced), not for a fresh one opened beside them while background
+    /// tasks hold the others.
+    pub health: PgPool,
 }
 
 pub struct Pools {
@@ -64,6 +69,7 @@ impl Pools {
         tokio::spawn(async move {
             old.main.close().await;
             old.reads.close().await;
+            old.health.close().await;
         });
     }
 
@@ -71,6 +77,7 @@ impl Pools {
         let set = self.current();
         set.reads.close().await;
         set.main.close().await;
+        set.health.close().await;
     }
 }
 
@@ -84,7 +91,11 @@ impl PoolSet {
             .max_connections(10)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_lazy_with(options.clone().options([("enable_bitmapscan", "off")]));
-        PoolSet { main, reads }
+        let health = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_lazy_with(options.clone());
+        PoolSet { main, reads, health }
     }
 }
 

@@ -136,7 +136,7 @@ impl PgStore {
     }
 
     pub async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.main()).await?;
+        sqlx::query("SELECT 1").execute(&self.pools.current().health).await?;
         Ok(())
     }
 
