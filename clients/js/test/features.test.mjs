@@ -45,7 +45,14 @@ describe('features (postgres)', () => {
     assert.deepEqual(pages, [[0, 1], [2, 3], [4]]);
     await reader.close();
 
+    // "head" starts where the server's live feed is: a feed already live
+    // that has received 6 shows the server has read it.
+    const live = h.open(c.server.url, { token: h.reader(t), storage: h.memoryStorage(), after: 'head' });
+    const heard = h.record(live);
+    await h.until(() => live.status === 'live', 'a live feed');
     await h.append(c.server.url, h.publisher(t), h.numbered(5), h.numbered(6));
+    await h.until(() => heard.length === 2, 'the server reading 5 and 6');
+    await live.close();
     const follow = h.open(c.server.url, { token: h.reader(t), storage: h.memoryStorage(), after: cursor });
     const head = h.open(c.server.url, { token: h.reader(t), storage: h.memoryStorage(), after: 'head' });
     const [followed, headed] = [h.record(follow), h.record(head)];
