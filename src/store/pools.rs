@@ -91,10 +91,8 @@ impl PoolSet {
             .max_connections(10)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_lazy_with(options.clone().options([("enable_bitmapscan", "off")]));
-        let health = PgPoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_lazy_with(options.clone());
+        let health =
+            PgPoolOptions::new().max_connections(1).acquire_timeout(ACQUIRE_TIMEOUT).connect_lazy_with(options.clone());
         PoolSet { main, reads, health }
     }
 }
