@@ -75,18 +75,14 @@ fn pool(options: &PgConnectOptions) -> PgPool {
     PgPoolOptions::new().max_connections(2).acquire_timeout(Duration::from_secs(2)).connect_lazy_with(options.clone())
 }
 
-/// What this node has of another.
-struct Known {
-    seq: i64,
-}
-
 struct Exchange {
     presence: Presence,
     options: PgConnectOptions,
     pool: PgPool,
     /// This node's last published sequence number.
     seq: i64,
-    known: HashMap<NodeId, Known>,
+    /// Each other node's sequence number as of this node's last read of it.
+    known: HashMap<NodeId, i64>,
     /// Since when every read has worked: nodes are only expired after a
     /// stretch of working reads, or a database outage would expire them all.
     healthy_since: Option<Instant>,
@@ -223,7 +219,7 @@ impl Exchange {
                 continue;
             }
             alive.push(node);
-            let have = self.known.get(&node).map(|k| k.seq);
+            let have = self.known.get(&node).copied();
             let whole = have.is_none_or(|have| have < floor);
             if !whole && have >= Some(seq) {
                 continue;
@@ -249,7 +245,7 @@ impl Exchange {
                 true => state.view.replace(node, entries, now),
                 false => entries.into_iter().for_each(|(k, e)| state.view.set(node, k, e, now)),
             }
-            self.known.insert(node, Known { seq });
+            self.known.insert(node, seq);
         }
         tx.commit().await?;
         self.forget_all_but(&alive);
@@ -265,7 +261,6 @@ impl Exchange {
         for node in gone {
             tracing::info!(%node, "a node left the cluster's presence");
             state.view.drop_node(node, now);
-            self.known.remove(&node);
         }
         self.known.retain(|node, _| alive.contains(node));
     }
