@@ -88,6 +88,9 @@ async function terminate(server) {
   const signalled = performance.timeOrigin + performance.now();
   server.proc.kill('SIGTERM');
   await waitUntil(async () => (await fetch(`${server.url}/ready`).catch(() => null))?.status === 503, 2_000, '/ready 503');
+  // The line is written before /ready turns, but its pipe may be read after
+  // the probe's answer.
+  await waitUntil(() => server.grep(/stop signal: \/ready answers 503/).length > 0, 2_000, 'the stop line');
   const [line] = server.grep(/stop signal: \/ready answers 503/);
   return Date.parse(line.split(/\s+/)[0]) - signalled;
 }
