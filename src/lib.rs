@@ -98,6 +98,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     let (router, close_sockets) = socket::serve(api, &state, &namespaces).await?;
     let router = router
         .layer(axum::middleware::from_fn(serve::limit_headers))
+        .layer(axum::middleware::from_fn(serve::detach_head))
         .layer(axum::middleware::from_fn(metrics::track_http))
         .layer(metrics::trace_layer())
         .layer(DefaultBodyLimit::max(16 * 1024 * 1024 + 2 * state.config.max_event_bytes))

@@ -9,8 +9,10 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
+use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -83,4 +85,95 @@ pub async fn limit_headers(req: Request, next: Next) -> Response {
         return Error::HeadersTooLarge(message).into_response();
     }
     next.run(req).await
+}
+
+/// Gives a Socket.IO request a head of its own. hyper parses a request's
+/// URI and header values as views into the connection's read buffer (8 to
+/// 16 KB), and axum keeps a clone of the URI among the extensions. A socket
+/// keeps its handshake's head for as long as it is open, so one kept view
+/// held that whole buffer in every idle socket. The copy keeps the method,
+/// URI, version and headers, and of the extensions only the WebSocket
+/// upgrade.
+pub async fn detach_head(req: Request, next: Next) -> Response {
+    if !req.uri().path().starts_with("/socket.io/") {
+        return next.run(req).await;
+    }
+    let (mut parts, body) = req.into_parts();
+    let mut head = Request::new(body);
+    *head.method_mut() = parts.method;
+    *head.version_mut() = parts.version;
+    *head.uri_mut() = parts.uri.to_string().parse().unwrap_or(parts.uri);
+    *head.headers_mut() = parts
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            (name.clone(), HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone()))
+        })
+        .collect::<HeaderMap>();
+    if let Some(upgrade) = parts.extensions.remove::<OnUpgrade>() {
+        head.extensions_mut().insert(upgrade);
+    }
+    next.run(head).await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::extract::OriginalUri;
+    use axum::http::Uri;
+    use axum::http::request::Parts;
+    use bytes::Bytes;
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    /// A request parsed as hyper parses one: its URI and header values are
+    /// views into the connection's read buffer.
+    fn parsed(buffer: &Bytes, path: &str) -> Request {
+        let text = std::str::from_utf8(buffer).unwrap();
+        let at = text.find(path).unwrap();
+        let uri = Uri::from_maybe_shared(buffer.slice(at..at + path.len())).unwrap();
+        let mut req = Request::new(axum::body::Body::empty());
+        *req.uri_mut() = uri;
+        let value = HeaderValue::from_maybe_shared(buffer.slice(0..5)).unwrap();
+        req.headers_mut().insert("x-client", value);
+        req
+    }
+
+    /// Keeps the request's head, as a socket keeps its handshake's.
+    fn keeper(kept: Arc<Mutex<Vec<Parts>>>) -> Router {
+        let handler = move |req: Request| {
+            let kept = kept.clone();
+            async move {
+                kept.lock().unwrap().push(req.into_parts().0);
+            }
+        };
+        Router::new().fallback(handler).layer(axum::middleware::from_fn(detach_head))
+    }
+
+    #[tokio::test]
+    async fn a_kept_socket_io_head_holds_nothing_of_the_read_buffer() {
+        let path = "/socket.io/?EIO=4&transport=websocket";
+        let buffer = Bytes::from(format!("token{path}{}", " ".repeat(16 * 1024)));
+        let kept = Arc::new(Mutex::new(Vec::new()));
+        keeper(kept.clone()).oneshot(parsed(&buffer, path)).await.unwrap();
+
+        let parts = &kept.lock().unwrap()[0];
+        assert_eq!(parts.uri, path);
+        assert_eq!(parts.headers["x-client"], "token");
+        // axum's own copy of the URI is not among what the socket keeps.
+        assert!(parts.extensions.get::<OriginalUri>().is_none());
+        assert!(buffer.is_unique(), "the kept head still refers to the connection's read buffer");
+    }
+
+    #[tokio::test]
+    async fn other_requests_keep_their_head_as_parsed() {
+        let path = "/api/events";
+        let buffer = Bytes::from(format!("token{path}"));
+        let kept = Arc::new(Mutex::new(Vec::new()));
+        keeper(kept.clone()).oneshot(parsed(&buffer, path)).await.unwrap();
+        assert!(kept.lock().unwrap()[0].extensions.get::<OriginalUri>().is_some());
+        assert!(!buffer.is_unique());
+    }
 }

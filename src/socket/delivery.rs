@@ -47,11 +47,14 @@ impl<A: Adapter> Sink for SocketSink<A> {
     }
 }
 
+/// Runs for as long as the socket is open, and mostly waits. The store reads
+/// it awaits now and then are boxed: a future is as large as its largest
+/// state, and unboxed they made every idle socket hold several kilobytes.
 pub(super) async fn run<A: Adapter>(socket: SocketRef<A>, session: Arc<Session>, state: AppState, resume: Resume) {
     let closed = session.closed.clone();
     tokio::select! {
         _ = async {
-            let start = start(&session, &state, resume).await?;
+            let start = Box::pin(start(&session, &state, resume)).await?;
             deliver(socket, session, state, start).await
         } => {}
         _ = closed.cancelled() => {}
@@ -95,14 +98,14 @@ async fn deliver<A: Adapter>(
     let mut replaying = matches!(start, Some(Start::After(_)));
     let sink: Arc<dyn Sink> = Arc::new(SocketSink { socket: socket.clone(), session: session.clone() });
     let mut head = state.feed.watch();
-    let mut target = if replaying { replay_target(&state).await } else { state.feed.head() };
+    let mut target = if replaying { Box::pin(replay_target(&state)).await } else { state.feed.head() };
     loop {
         if target < cursor {
             // This socket's cursor is ahead of our tailer (it came from
             // another node): wait for the tailer to pass it.
             target = tailer_reaches(&mut head, cursor).await?;
         }
-        let (sent, last) = catch_up(&socket, &session, &state, cursor, target).await?;
+        let (sent, last) = Box::pin(catch_up(&socket, &session, &state, cursor, target)).await?;
         if replaying {
             replaying = false;
             // The last event it was sent, or the cursor it handed in: never
