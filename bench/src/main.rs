@@ -48,7 +48,7 @@ enum Command {
     Fanout(fanout::Args),
     /// One socket replaying 100,000 events from cursor 0; target ≤ 5 s.
     Replay(replay::Args),
-    /// Server memory per idle socket with 10,000 connected; target ≤ 60 KB.
+    /// Server memory per idle socket with 10,000 connected (target ≤ 30 KB), and back after they close.
     Idle(idle::Args),
     /// 5,000 users of one tenant on two nodes: presence packets, quiet, lists; then one node's SIGTERM.
     Presence(presence::Args),
