@@ -5,10 +5,7 @@
 //! contract: cursor order, idempotent ids, stream versions, consumer cursors.
 
 mod commit;
-mod pools;
 pub mod postgres;
-mod replica_probe;
-mod replicas;
 pub mod sqlite;
 mod types;
 
@@ -20,7 +17,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 pub use commit::Appender;
-pub use replicas::ReplicaStatus;
+pub use postgres::ReplicaStatus;
 pub use types::{
     AppendRequest, Appended, AuditQuery, BEHIND_CAP, ConsumerKey, ConsumerLag, EventPage, FeedQuery, NewEvent,
     StreamQuery, TYPE_COUNT_FOLD_CHUNK, TypeCount,

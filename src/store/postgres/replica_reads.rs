@@ -12,9 +12,9 @@ use sqlx::postgres::PgRow;
 
 use super::PgStore;
 use super::read::{AUDIT, READ_FEED, READ_STREAM, bind_audit, bind_feed, bind_stream, event_from_row};
+use super::replicas::{Answer, HORIZON_ROW};
 use crate::cursor::Cursor;
 use crate::error::Result;
-use crate::store::replicas::{Answer, HORIZON_ROW};
 use crate::store::{AuditQuery, EventPage, FeedQuery, StreamQuery};
 
 /// `sql`'s rows, each beside the horizon of the statement's snapshot; one

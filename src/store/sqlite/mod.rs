@@ -9,8 +9,8 @@
 //! The live feed's doorbell is an in-process signal rung after each commit.
 //!
 //! This file opens the store (and its process lock) and holds retention's
-//! prune and the doorbell; reads are in `sqlite_read.rs`, appends in
-//! `sqlite_append.rs`, consumer cursors in `sqlite_consumers.rs`.
+//! prune and the doorbell; reads are in `read.rs`, appends in `append.rs`,
+//! consumer cursors in `consumers.rs`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -22,15 +22,10 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use tokio::sync::watch;
 
-#[path = "sqlite_append.rs"]
 mod append;
-#[path = "sqlite_consumers.rs"]
 mod consumers;
-#[path = "sqlite_read.rs"]
 mod read;
-#[path = "sqlite_stats.rs"]
 mod stats;
-#[path = "sqlite_type_counts.rs"]
 mod type_counts;
 
 use super::Doorbell;
@@ -151,5 +146,4 @@ pub fn lock_path(path: &Path) -> std::path::PathBuf {
 }
 
 #[cfg(test)]
-#[path = "sqlite_tests/mod.rs"]
 pub(crate) mod tests;

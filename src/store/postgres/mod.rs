@@ -5,9 +5,9 @@
 //! later (docs/architecture.md, cursors).
 //!
 //! This file connects (running the migrations and installing the SQL API),
-//! holds the pools and retention's prune, and opens the doorbell; reads are
-//! in `pg_read.rs`, appends in `pg_append.rs`, consumer cursors in
-//! `pg_consumers.rs`.
+//! holds the pools and opens the doorbell; reads are in `read.rs` (on a
+//! replica: `replica_reads.rs`), appends in `append.rs`, consumer cursors in
+//! `consumers.rs`, retention's prune in `partitions.rs`.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -16,33 +16,29 @@ use anyhow::Context as _;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 
-#[path = "pg_append.rs"]
 mod append;
-#[path = "pg_consumers.rs"]
 mod consumers;
-#[path = "pg_migrations.rs"]
 mod migrations;
-#[path = "pg_partitions.rs"]
 mod partitions;
-#[path = "pg_read.rs"]
+mod pools;
 mod read;
-#[path = "pg_replica_reads.rs"]
+mod replica_probe;
 mod replica_reads;
-#[path = "pg_stats.rs"]
+mod replicas;
 mod stats;
-#[path = "pg_type_counts.rs"]
 mod type_counts;
 
 pub use migrations::migrator;
 pub use read::READ_FEED;
+pub use replicas::ReplicaStatus;
 
 use tokio_util::sync::CancellationToken;
 
 use super::Doorbell;
-use super::pools::{self, PoolSet, Pools};
-use super::replicas::{ReplicaStatus, Replicas};
 use crate::config::StoreConfig;
 use crate::error::Result;
+use pools::{PoolSet, Pools};
+use replicas::Replicas;
 
 /// The notification channel rung by the events trigger.
 pub const CHANNEL: &str = "eventfeed";
