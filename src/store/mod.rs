@@ -6,6 +6,7 @@
 
 mod commit;
 pub mod postgres;
+mod rows;
 pub mod sqlite;
 mod types;
 
