@@ -1,6 +1,8 @@
 //! What goes into the store and comes out of it: append requests, queries,
 //! pages, consumer cursors.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
@@ -136,4 +138,16 @@ pub struct TypeCount {
     pub count: i64,
     /// `None` once none is stored.
     pub last_at: Option<DateTime<Utc>>,
+}
+
+/// One read replica's state as `/ready` shows it.
+#[derive(Debug, Clone)]
+pub struct ReplicaStatus {
+    /// `host:port/database`: never the URL, which may hold a password.
+    pub replica: String,
+    pub up: bool,
+    /// How far behind the primary it is; `None` while unknown.
+    pub lag: Option<Duration>,
+    /// Reads it has answered.
+    pub reads: u64,
 }

@@ -5,7 +5,7 @@
 //! later (docs/architecture.md, cursors).
 //!
 //! This file connects (running the migrations and installing the SQL API),
-//! holds the pools and opens the doorbell; reads are in `read.rs` (on a
+//! holds the pools, opens the doorbell and implements [`Backend`]; reads are in `read.rs` (on a
 //! replica: `replica_reads.rs`), appends in `append.rs`, consumer cursors in
 //! `consumers.rs`, retention's prune in `partitions.rs`.
 
@@ -13,8 +13,12 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use serde_json::Value;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use uuid::Uuid;
 
 mod append;
 mod consumers;
@@ -30,14 +34,18 @@ mod type_counts;
 
 pub use migrations::migrator;
 pub use read::READ_FEED;
-pub use replicas::ReplicaStatus;
 
 use tokio_util::sync::CancellationToken;
 
-use super::Doorbell;
+use super::{
+    AppendRequest, Appended, AuditQuery, Backend, ConsumerKey, ConsumerLag, Doorbell, EventPage, FeedQuery, OnStall,
+    ReplicaStatus, Ring, StreamQuery, TypeCount,
+};
 use crate::config::StoreConfig;
+use crate::cursor::Cursor;
 use crate::error::Result;
-use pools::{PoolSet, Pools};
+use crate::event::Event;
+use pools::Pools;
 use replicas::Replicas;
 
 /// The notification channel rung by the events trigger.
@@ -45,13 +53,15 @@ pub const CHANNEL: &str = "eventfeed";
 /// Names the LISTEN connection in pg_stat_activity.
 pub const LISTENER_APP_NAME: &str = "eventfeed-listener";
 
+/// Group commits at once: PostgreSQL runs them side by side.
+const COMMIT_CONCURRENCY: usize = 4;
+
 /// Every transaction below this id has finished.
 const HORIZON: &str = "(SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint)";
 
-#[derive(Clone)]
-pub struct PgStore {
+pub(crate) struct PgStore {
     /// The main and the cursor-range pools, replaced together when a call
-    /// does not answer (see [`pools`](super::pools)).
+    /// does not answer (see [`pools`]).
     pools: Arc<Pools>,
     options: Arc<PgConnectOptions>,
     /// Streaming replicas that serve reads of history, if any are configured.
@@ -102,33 +112,12 @@ impl PgStore {
         Ok(PgStore { pools, options: Arc::new(options), replicas, upkeep })
     }
 
-    /// Each configured replica's state, for `/ready`.
-    pub fn replica_statuses(&self) -> Vec<ReplicaStatus> {
-        self.replicas.as_ref().map(|r| r.statuses()).unwrap_or_default()
-    }
-
     fn main(&self) -> PgPool {
         self.pools.current().main.clone()
     }
 
     fn reads(&self) -> PgPool {
         self.pools.current().reads.clone()
-    }
-
-    /// The pools in use now; hand them back to [`PgStore::recycle`] when a
-    /// call on them did not answer.
-    pub fn pool_set(&self) -> Arc<PoolSet> {
-        self.pools.current()
-    }
-
-    /// Replaces the pools a call did not answer on (once, however many calls saw it).
-    pub fn recycle(&self, stale: &Arc<PoolSet>) {
-        self.pools.replace(stale);
-    }
-
-    /// Where the Socket.IO adapter connects (it keeps connections of its own).
-    pub fn adapter_options(&self) -> PgConnectOptions {
-        (*self.options).clone().application_name("eventfeed-adapter")
     }
 
     pub async fn ping(&self) -> Result<()> {
@@ -146,7 +135,7 @@ impl PgStore {
         // connection must not also be replaced behind its back, only to be dropped.
         listener.eager_reconnect(false);
         listener.listen(CHANNEL).await?;
-        Ok(Doorbell::Postgres(listener))
+        Ok(Doorbell::new(listener))
     }
 
     pub async fn close(&self) {
@@ -155,5 +144,142 @@ impl PgStore {
             replicas.stop.cancel();
         }
         self.pools.close().await;
+    }
+}
+
+/// Rings on the events trigger's notifications.
+impl Ring for PgListener {
+    fn ring(&mut self) -> BoxFuture<'_, anyhow::Result<()>> {
+        Box::pin(async move {
+            match self.try_recv().await? {
+                // Notifications already here ring the same bell: one read serves them all.
+                Some(_) => {
+                    while self.next_buffered().is_some() {}
+                    Ok(())
+                }
+                None => anyhow::bail!("the LISTEN connection was lost"),
+            }
+        })
+    }
+}
+
+impl Backend for PgStore {
+    fn append_batch<'a>(&'a self, batch: &'a [AppendRequest]) -> BoxFuture<'a, Result<Vec<Result<Appended>>>> {
+        Box::pin(self.append_batch(batch))
+    }
+
+    fn read_feed<'a>(&'a self, q: &'a FeedQuery<'_>) -> BoxFuture<'a, Result<EventPage>> {
+        Box::pin(self.read_feed(q))
+    }
+
+    fn read_all(&self, after: Cursor, limit: i64) -> BoxFuture<'_, Result<Vec<Event>>> {
+        Box::pin(self.read_all(after, limit))
+    }
+
+    fn read_stream<'a>(&'a self, q: &'a StreamQuery<'_>) -> BoxFuture<'a, Result<EventPage>> {
+        Box::pin(self.read_stream(q))
+    }
+
+    fn audit<'a>(&'a self, tenant_id: &'a str, q: &'a AuditQuery) -> BoxFuture<'a, Result<EventPage>> {
+        Box::pin(self.audit(tenant_id, q))
+    }
+
+    fn save_cursor<'a>(&'a self, key: ConsumerKey<'a>, cursor: Cursor) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.save_cursor(key, cursor))
+    }
+
+    fn load_cursor<'a>(&'a self, key: ConsumerKey<'a>) -> BoxFuture<'a, Result<Option<Cursor>>> {
+        Box::pin(self.load_cursor(key))
+    }
+
+    fn consumers<'a>(&'a self, tenant_id: &'a str) -> BoxFuture<'a, Result<Vec<ConsumerLag>>> {
+        Box::pin(self.consumers(tenant_id))
+    }
+
+    fn type_counts<'a>(&'a self, tenant_id: &'a str) -> BoxFuture<'a, Result<Vec<TypeCount>>> {
+        Box::pin(self.type_counts(tenant_id))
+    }
+
+    fn fold_type_counts(&self) -> BoxFuture<'_, Result<u64>> {
+        Box::pin(self.fold_type_counts())
+    }
+
+    fn head(&self) -> BoxFuture<'_, Result<Cursor>> {
+        Box::pin(self.head())
+    }
+
+    fn tenant_head<'a>(&'a self, tenant_id: &'a str) -> BoxFuture<'a, Result<Option<Cursor>>> {
+        Box::pin(self.tenant_head(tenant_id))
+    }
+
+    fn retention_floor(&self) -> BoxFuture<'_, Result<Option<Cursor>>> {
+        Box::pin(self.retention_floor())
+    }
+
+    fn prune(&self, before: DateTime<Utc>) -> BoxFuture<'_, Result<u64>> {
+        Box::pin(self.prune(before))
+    }
+
+    fn oldest_held_back(&self) -> BoxFuture<'_, Result<Option<DateTime<Utc>>>> {
+        Box::pin(self.oldest_held_back())
+    }
+
+    fn save_samples<'a>(&'a self, node: Uuid, samples: &'a [(DateTime<Utc>, Value)]) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.save_samples(node, samples))
+    }
+
+    fn load_samples(&self, except: Uuid, since: DateTime<Utc>) -> BoxFuture<'_, Result<Vec<(Uuid, Value)>>> {
+        Box::pin(self.load_samples(except, since))
+    }
+
+    fn prune_samples(&self, before: DateTime<Utc>) -> BoxFuture<'_, Result<()>> {
+        Box::pin(self.prune_samples(before))
+    }
+
+    fn ping(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(self.ping())
+    }
+
+    fn doorbell(&self) -> BoxFuture<'_, Result<Doorbell>> {
+        Box::pin(self.doorbell())
+    }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.close())
+    }
+
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn announce(&self) {
+        tracing::info!("store: PostgreSQL");
+    }
+
+    fn commit_concurrency(&self) -> usize {
+        COMMIT_CONCURRENCY
+    }
+
+    /// The database itself, on connections of the adapter's own.
+    fn shared_bus(&self) -> Option<PgConnectOptions> {
+        Some((*self.options).clone().application_name("eventfeed-adapter"))
+    }
+
+    fn replicas(&self) -> Vec<ReplicaStatus> {
+        self.replicas.as_ref().map(|r| r.statuses()).unwrap_or_default()
+    }
+
+    /// A call that hangs is most likely on a dead connection, and so may be
+    /// every other pooled one: the pools it ran on are replaced (once,
+    /// however many calls saw it).
+    fn on_stall(&self) -> Option<OnStall> {
+        let (pools, stale) = (self.pools.clone(), self.pools.current());
+        Some(Box::new(move |bound| {
+            tracing::warn!(
+                bound_ms = bound.as_millis() as u64,
+                "a database call did not answer; replacing the connection pools"
+            );
+            pools.replace(&stale);
+        }))
     }
 }
