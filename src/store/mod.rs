@@ -25,8 +25,8 @@ use uuid::Uuid;
 pub use backend::{Backend, Doorbell, OnStall, Ring};
 pub use commit::Appender;
 pub use types::{
-    AppendRequest, Appended, AuditQuery, BEHIND_CAP, ConsumerKey, ConsumerLag, EventPage, FeedQuery, NewEvent,
-    ReplicaStatus, StreamQuery, TYPE_COUNT_FOLD_CHUNK, TypeCount,
+    AppendRequest, Appended, AuditQuery, BEHIND_CAP, ConsumerKey, ConsumerLag, ConsumerName, EventPage, FeedQuery,
+    NewEvent, ReplicaStatus, StreamQuery, TYPE_COUNT_FOLD_CHUNK, TypeCount,
 };
 
 use crate::cursor::Cursor;

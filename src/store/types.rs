@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::cursor::Cursor;
 use crate::error::Result;
-use crate::event::{Actor, Audience, Event, EventType, StreamName, TypeFilter};
+use crate::event::{Actor, Audience, Event, EventType, Invalid, StreamName, TypeFilter, storable};
 
 /// A validated event to append.
 #[derive(Debug, Clone)]
@@ -109,7 +109,26 @@ pub struct AuditQuery {
 pub struct ConsumerKey<'a> {
     pub tenant_id: &'a str,
     pub user_id: &'a str,
-    pub consumer: &'a str,
+    pub consumer: &'a ConsumerName,
+}
+
+/// A consumer's name: 1–200 characters (not bytes) that the store can keep.
+/// Checked once, where a request names it (a query, an ack, a handshake).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerName(String);
+
+impl ConsumerName {
+    pub fn parse(name: &str) -> Result<Self, Invalid> {
+        if name.is_empty() || name.chars().count() > 200 {
+            return Err(Invalid("consumer must be 1-200 characters".into()));
+        }
+        storable("consumer", name)?;
+        Ok(ConsumerName(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// How far `behind` counts before it stops: enough to tell an operator that a

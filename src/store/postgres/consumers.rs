@@ -21,7 +21,7 @@ impl PgStore {
         )
         .bind(key.tenant_id)
         .bind(key.user_id)
-        .bind(key.consumer)
+        .bind(key.consumer.as_str())
         .bind(cursor.tx_id)
         .bind(cursor.position)
         .execute(&self.main())
@@ -36,7 +36,7 @@ impl PgStore {
         )
         .bind(key.tenant_id)
         .bind(key.user_id)
-        .bind(key.consumer)
+        .bind(key.consumer.as_str())
         .fetch_optional(&self.main())
         .await?;
         row.as_ref().map(StoreRow::cursor).transpose()

@@ -20,7 +20,7 @@ impl SqliteStore {
         )
         .bind(key.tenant_id)
         .bind(key.user_id)
-        .bind(key.consumer)
+        .bind(key.consumer.as_str())
         .bind(cursor.tx_id)
         .bind(cursor.position)
         .bind(Utc::now().timestamp_millis())
@@ -35,7 +35,7 @@ impl SqliteStore {
         )
         .bind(key.tenant_id)
         .bind(key.user_id)
-        .bind(key.consumer)
+        .bind(key.consumer.as_str())
         .fetch_optional(&self.pool)
         .await?;
         row.map(|r| r.cursor()).transpose()

@@ -15,7 +15,7 @@ use super::SqliteStore;
 use crate::cursor::Cursor;
 use crate::error::{Error, Result};
 use crate::event::{Actor, Audience, Event, EventType, StreamName, TypeFilter};
-use crate::store::{AppendRequest, AuditQuery, ConsumerKey, EventPage, FeedQuery, NewEvent, StreamQuery};
+use crate::store::{AppendRequest, AuditQuery, ConsumerKey, ConsumerName, EventPage, FeedQuery, NewEvent, StreamQuery};
 
 mod append;
 mod read;
