@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::cursor::Cursor;
 use crate::error::Result;
-use crate::event::{Actor, Audience, Event, EventType, Invalid, StreamName, TypeFilter, storable};
+use crate::event::{Actor, Audience, Event, EventType, InvalidInput, StreamName, TypeFilter, storable};
 
 /// A validated event to append.
 #[derive(Debug, Clone)]
@@ -118,9 +118,9 @@ pub struct ConsumerKey<'a> {
 pub struct ConsumerName(String);
 
 impl ConsumerName {
-    pub fn parse(name: &str) -> Result<Self, Invalid> {
+    pub fn parse(name: &str) -> Result<Self, InvalidInput> {
         if name.is_empty() || name.chars().count() > 200 {
-            return Err(Invalid("consumer must be 1-200 characters".into()));
+            return Err(InvalidInput("consumer must be 1-200 characters".into()));
         }
         storable("consumer", name)?;
         Ok(ConsumerName(name.to_owned()))
