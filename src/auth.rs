@@ -15,8 +15,33 @@ use crate::error::Error;
 
 mod keys;
 
+/// Where a request may carry its token besides the `Authorization: Bearer`
+/// header, by transport (docs/protocol.md, authentication).
+pub enum Carrier<'a> {
+    /// The HTTP API: the header only.
+    Header,
+    /// Server-Sent Events: the header, else the query's `?access_token=` (a
+    /// browser's `EventSource` cannot set headers).
+    EventSource { access_token: Option<&'a str> },
+    /// A Socket.IO handshake: its `auth.token`, else the query's `?token=`,
+    /// else the header.
+    Handshake { auth_token: Option<&'a str>, query_token: Option<&'a str> },
+}
+
+/// The token of a request: from the first place its transport allows that
+/// holds one. Every transport takes its token here, so each accepted form
+/// and their order are stated once.
+pub fn token<'a>(headers: &'a HeaderMap, carrier: Carrier<'a>) -> Result<&'a str, Error> {
+    let found = match carrier {
+        Carrier::Header => bearer(headers),
+        Carrier::EventSource { access_token } => bearer(headers).or(access_token),
+        Carrier::Handshake { auth_token, query_token } => auth_token.or(query_token).or_else(|| bearer(headers)),
+    };
+    found.ok_or_else(|| Error::Unauthorized("missing token".into()))
+}
+
 /// The bearer token of an `Authorization` header, if any.
-pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
@@ -256,5 +281,26 @@ mod tests {
         assert!(soon.expires_in() <= Duration::from_secs(30) && soon.expires_in() > Duration::from_secs(20));
         let past = Principal { exp: i64::MIN, ..forever };
         assert!(past.expires_in().is_zero());
+    }
+
+    #[test]
+    fn each_transport_takes_its_token_from_its_places_in_order() {
+        let mut headers = HeaderMap::new();
+        let none = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, "Bearer from-header".parse().unwrap());
+        let take = |headers, carrier| token(headers, carrier).ok();
+        let handshake = |auth_token, query_token| Carrier::Handshake { auth_token, query_token };
+        let event_source = |access_token| Carrier::EventSource { access_token };
+
+        assert_eq!(take(&headers, Carrier::Header), Some("from-header"));
+        assert_eq!(take(&headers, event_source(Some("query"))), Some("from-header"));
+        assert_eq!(take(&none, event_source(Some("query"))), Some("query"));
+        assert_eq!(take(&headers, handshake(Some("auth"), Some("query"))), Some("auth"));
+        assert_eq!(take(&headers, handshake(None, Some("query"))), Some("query"));
+        assert_eq!(take(&headers, handshake(None, None)), Some("from-header"));
+        for carrier in [Carrier::Header, event_source(None), handshake(None, None)] {
+            let refused = token(&none, carrier).unwrap_err().to_string();
+            assert!(refused.contains("missing token"), "{refused}");
+        }
     }
 }

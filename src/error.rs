@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::cursor::InvalidCursor;
-use crate::event::Invalid;
+use crate::event::InvalidInput;
 
 /// What `Retry-After` tells a client when the store is unavailable: about
 /// how long the server takes to notice the database is back.
@@ -163,8 +163,8 @@ impl Error {
     }
 }
 
-impl From<Invalid> for Error {
-    fn from(e: Invalid) -> Self {
+impl From<InvalidInput> for Error {
+    fn from(e: InvalidInput) -> Self {
         Error::Invalid(e.0)
     }
 }

@@ -66,10 +66,10 @@ pub struct Audience {
 /// A reason an input is not valid, shown to the client as `invalid`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct Invalid(pub String);
+pub struct InvalidInput(pub String);
 
-fn invalid<T>(msg: impl Into<String>) -> Result<T, Invalid> {
-    Err(Invalid(msg.into()))
+fn invalid<T>(msg: impl Into<String>) -> Result<T, InvalidInput> {
+    Err(InvalidInput(msg.into()))
 }
 
 fn is_name_char(c: char) -> bool {
@@ -80,7 +80,7 @@ fn is_name_char(c: char) -> bool {
 /// and in `jsonb` strings alike). Checked before a value reaches a query, so
 /// it is the request's `invalid`, not a failed statement that takes the other
 /// requests of its group commit down with it. `what` names the field.
-pub fn storable(what: &str, text: &str) -> Result<(), Invalid> {
+pub fn storable(what: &str, text: &str) -> Result<(), InvalidInput> {
     if text.contains('\0') {
         return invalid(format!("{what} must not contain the NUL character (\\u0000)"));
     }
@@ -88,7 +88,7 @@ pub fn storable(what: &str, text: &str) -> Result<(), Invalid> {
 }
 
 /// [`storable`] for every string and key of a JSON value.
-pub fn storable_json(what: &str, value: &Value) -> Result<(), Invalid> {
+pub fn storable_json(what: &str, value: &Value) -> Result<(), InvalidInput> {
     match value {
         Value::String(s) => storable(what, s),
         Value::Array(items) => items.iter().try_for_each(|v| storable_json(what, v)),
@@ -114,7 +114,7 @@ pub const RESERVED_TYPES: [&str; 8] =
 pub struct EventType(String);
 
 impl EventType {
-    pub fn parse(s: &str) -> Result<Self, Invalid> {
+    pub fn parse(s: &str) -> Result<Self, InvalidInput> {
         let domain = s.split(':').next().unwrap_or_default();
         if RESERVED_TYPES.contains(&s) || (s.contains(':') && RESERVED_DOMAINS.contains(&domain)) {
             return invalid(format!("type {s:?} is reserved for the server's own events"));
@@ -123,7 +123,7 @@ impl EventType {
     }
 
     /// The syntax alone: type filters may name reserved types (they match nothing stored).
-    fn well_formed(s: &str) -> Result<Self, Invalid> {
+    fn well_formed(s: &str) -> Result<Self, InvalidInput> {
         let parts_ok = s.split(':').all(|p| !p.is_empty() && p.chars().all(is_name_char));
         if s.len() > 100 || !s.contains(':') || !parts_ok {
             return invalid(format!(
@@ -143,7 +143,7 @@ impl EventType {
 pub struct StreamName(String);
 
 impl StreamName {
-    pub fn parse(s: &str) -> Result<Self, Invalid> {
+    pub fn parse(s: &str) -> Result<Self, InvalidInput> {
         let chars_ok = s.chars().all(|c| is_name_char(c) || matches!(c, ':' | '@' | '/'));
         if s.is_empty() || s.len() > 200 || !chars_ok {
             return invalid(format!("stream {s:?} must be 1-200 characters of [A-Za-z0-9_.:@/-]"));

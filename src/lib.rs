@@ -71,9 +71,9 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
         tasks.spawn(shutdown.clone().run_until_cancelled_owned(prune_forever(store.clone(), keep)));
     }
     let settings = Settings { grace: config.presence_grace, list_max: config.presence_list_max };
-    let presence = match &store {
-        Store::Postgres(pg) => Presence::shared(settings, pg.adapter_options(), &shutdown, &tasks),
-        Store::Sqlite(_) => Presence::alone(settings),
+    let presence = match store.shared_bus() {
+        Some(bus) => Presence::shared(settings, bus, &shutdown, &tasks),
+        None => Presence::alone(settings),
     };
     let schemas = schemas::start(schemas, &store, &shutdown, &tasks);
     let filters: HashMap<_, _> = namespaces.iter().map(|ns| (ns.path.clone(), ns.default_types.clone())).collect();

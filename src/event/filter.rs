@@ -1,7 +1,7 @@
 //! Type filters: the patterns a reader subscribes with (`invoice:*`,
 //! `expense:approved`), parsed once and matched against every event delivered.
 
-use super::{EventType, Invalid, invalid};
+use super::{EventType, InvalidInput, invalid};
 
 /// Most patterns in one type filter: matching stays cheap for every event
 /// delivered live, however many sockets subscribe.
@@ -23,7 +23,7 @@ impl TypeFilter {
     }
 
     /// Parses patterns; `*` alone means every type.
-    pub fn parse<'a>(patterns: impl IntoIterator<Item = &'a str>) -> Result<Self, Invalid> {
+    pub fn parse<'a>(patterns: impl IntoIterator<Item = &'a str>) -> Result<Self, InvalidInput> {
         let mut filter = TypeFilter::default();
         for (i, p) in patterns.into_iter().map(str::trim).enumerate() {
             if i == MAX_TYPE_PATTERNS {
@@ -35,7 +35,7 @@ impl TypeFilter {
             match p.strip_suffix('*') {
                 Some(prefix) if prefix.ends_with(':') => {
                     EventType::well_formed(&format!("{prefix}x"))
-                        .map_err(|_| Invalid(format!("type pattern {p:?} is not valid")))?;
+                        .map_err(|_| InvalidInput(format!("type pattern {p:?} is not valid")))?;
                     filter.prefixes.push(prefix.to_owned());
                 }
                 _ => filter.exact.push(EventType::well_formed(p)?.0),
@@ -49,7 +49,7 @@ impl TypeFilter {
     }
 
     /// Parses a comma list, as in `?types=invoice:*,expense:approved`.
-    pub fn parse_list(list: &str) -> Result<Self, Invalid> {
+    pub fn parse_list(list: &str) -> Result<Self, InvalidInput> {
         if list.trim().is_empty() {
             return Ok(TypeFilter::all());
         }

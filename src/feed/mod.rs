@@ -13,7 +13,7 @@ mod start;
 mod tailer;
 
 pub use reader::{Backoff, Reader, Stopped};
-pub use start::{Reset, Start, consumer_name, resolve_start, tenant_head};
+pub use start::{Reset, Start, resolve_start, tenant_head};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -68,12 +68,3 @@ pub async fn tenant_head(store: &Store, tenant: &str) -> crate::error::Result<Cu
         None => Ok(store.retention_floor().await?.unwrap_or(Cursor::ZERO)),
     }
 }
-
-/// Checks a consumer name: 1–200 characters (not bytes).
-pub fn consumer_name(name: &str) -> Result<&str, crate::error::Error> {
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(crate::error::Error::Invalid("consumer must be 1-200 characters".into()));
-    }
-    crate::event::storable("consumer", name)?;
-    Ok(name)
-}

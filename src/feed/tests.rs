@@ -56,7 +56,7 @@ fn event(tenant: &str, position: i64) -> Event {
 async fn each_sink_gets_its_tenants_events_in_order_and_a_full_one_resumes_where_it_stopped() {
     let temp = TempStore::new().await;
     let shutdown = CancellationToken::new();
-    let feed = Feed::start(Store::Sqlite(temp.store.clone()), &shutdown, &TaskTracker::new()).await.unwrap();
+    let feed = Feed::start(Store::new(temp.store.clone()), &shutdown, &TaskTracker::new()).await.unwrap();
     let start = feed.inner.live.lock().unwrap().cursor;
     let (a, slow, other) = (Recorder::new(usize::MAX), Recorder::new(2), Recorder::new(usize::MAX));
     let _a = feed.join(start, "t1", a.clone()).ok().unwrap();
@@ -90,7 +90,7 @@ async fn a_reader_stops_at_its_end_or_follows_its_tenant_until_shutdown() {
 
     let temp = TempStore::new().await;
     let shutdown = CancellationToken::new();
-    let feed = Feed::start(Store::Sqlite(temp.store.clone()), &shutdown, &TaskTracker::new()).await.unwrap();
+    let feed = Feed::start(Store::new(temp.store.clone()), &shutdown, &TaskTracker::new()).await.unwrap();
     let stored = append(&temp, "acme", vec![new_event("s", "a:b"); 5]).await.unwrap();
     let cursors =
         |pages: &[EventPage]| pages.iter().flat_map(|p| p.events.iter().map(|e| e.cursor)).collect::<Vec<_>>();

@@ -17,9 +17,9 @@ use crate::append::AppendBody;
 use crate::cursor::Cursor;
 use crate::error::{Error, Result};
 use crate::event::{Event, TypeFilter};
-use crate::feed::{Reader, Reset, Start, consumer_name, resolve_start};
+use crate::feed::{Reader, Reset, Start, resolve_start};
 use crate::state::AppState;
-use crate::store::ConsumerKey;
+use crate::store::{ConsumerKey, ConsumerName};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(append, list)).routes(routes!(ack))
@@ -100,8 +100,9 @@ async fn list(
         w => return Err(Error::Invalid(format!("wait {w} is out of range 0-60"))),
     };
     let after = q.after.as_deref().map(str::parse::<Cursor>).transpose()?;
-    let consumer = q.consumer.as_deref().map(consumer_name).transpose()?;
-    let key = consumer.map(|consumer| ConsumerKey { tenant_id: &who.tenant_id, user_id: &who.user_id, consumer });
+    let consumer = q.consumer.as_deref().map(ConsumerName::parse).transpose()?;
+    let key =
+        consumer.as_ref().map(|consumer| ConsumerKey { tenant_id: &who.tenant_id, user_id: &who.user_id, consumer });
     let after = match resolve_start(&state.store, &who.tenant_id, key, after, Cursor::ZERO).await? {
         Start::After(cursor) => cursor,
         Start::Reset { head } => {
@@ -154,7 +155,8 @@ async fn ack(
     AuthUser(who): AuthUser,
     AppJson(ack): AppJson<AckBody>,
 ) -> Result<StatusCode> {
-    let key = ConsumerKey { tenant_id: &who.tenant_id, user_id: &who.user_id, consumer: consumer_name(&ack.consumer)? };
+    let consumer = ConsumerName::parse(&ack.consumer)?;
+    let key = ConsumerKey { tenant_id: &who.tenant_id, user_id: &who.user_id, consumer: &consumer };
     state.store.save_cursor(key, ack.cursor.parse()?).await?;
     Ok(StatusCode::NO_CONTENT)
 }

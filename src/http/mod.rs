@@ -25,7 +25,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::Principal;
+use crate::auth::{self, Carrier, Principal};
 use crate::cursor::Cursor;
 use crate::error::Error;
 use crate::event::Event;
@@ -71,7 +71,7 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        let token = crate::auth::bearer(&parts.headers).ok_or_else(|| Error::Unauthorized("missing token".into()))?;
+        let token = auth::token(&parts.headers, Carrier::Header)?;
         Ok(AuthUser(state.verifier.verify(token)?))
     }
 }

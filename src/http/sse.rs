@@ -17,10 +17,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{Params, doc};
-use crate::auth::Principal;
-use crate::auth::bearer;
+use crate::auth::{self, Carrier, Principal};
 use crate::cursor::Cursor;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::event::TypeFilter;
 use crate::feed::{Reader, Reset, Start, resolve_start};
 use crate::state::AppState;
@@ -73,8 +72,7 @@ async fn stream(
     headers: HeaderMap,
     Params(q): Params<SseParams>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
-    let token =
-        bearer(&headers).or(q.access_token.as_deref()).ok_or_else(|| Error::Unauthorized("missing token".into()))?;
+    let token = auth::token(&headers, Carrier::EventSource { access_token: q.access_token.as_deref() })?;
     let who = state.verifier.verify(token)?;
     let types = TypeFilter::parse_list(q.types.as_deref().unwrap_or(""))?;
     let header = headers.get("last-event-id").map(|v| v.to_str().unwrap_or("?"));

@@ -12,6 +12,7 @@ use socketioxide::extract::{SocketRef, State, TryData};
 use super::handshake::Handshake;
 use super::session::Session;
 use super::{delivery, handlers, presence};
+use crate::auth::Carrier;
 use crate::cursor::Cursor;
 use crate::error::Error;
 use crate::state::AppState;
@@ -35,12 +36,9 @@ pub async fn authenticate<A: Adapter>(
 async fn admit<A: Adapter>(s: &SocketRef<A>, auth: Handshake, state: &AppState) -> Result<(), Error> {
     let parts = s.req_parts();
     let query_token =
-        || Query::<HashMap<String, String>>::try_from_uri(&parts.uri).ok().and_then(|Query(mut q)| q.remove("token"));
-    let token = auth
-        .token
-        .or_else(|| query_token().or_else(|| crate::auth::bearer(&parts.headers).map(str::to_owned)))
-        .ok_or_else(|| Error::Unauthorized("missing token".into()))?;
-    let who = state.verifier.verify(&token)?;
+        Query::<HashMap<String, String>>::try_from_uri(&parts.uri).ok().and_then(|Query(mut q)| q.remove("token"));
+    let carrier = Carrier::Handshake { auth_token: auth.token.as_deref(), query_token: query_token.as_deref() };
+    let who = state.verifier.verify(crate::auth::token(&parts.headers, carrier)?)?;
 
     let after = auth.after.transpose()?;
     let consumer = auth.consumer.transpose()?;

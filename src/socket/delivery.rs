@@ -66,7 +66,7 @@ async fn start(session: &Session, state: &AppState, Resume(after): Resume) -> Re
     if after.is_none() && session.consumer.is_none() {
         return Ok(None);
     }
-    let key = session.consumer.as_deref().map(|consumer| ConsumerKey {
+    let key = session.consumer.as_ref().map(|consumer| ConsumerKey {
         tenant_id: &session.tenant_id,
         user_id: &session.user_id,
         consumer,

@@ -113,7 +113,7 @@ async fn feed_ack<A: Adapter>(c: Ctx<A>, p: AckPayload) -> Result<Value, Error> 
     let session = &c.session;
     let consumer = session
         .consumer
-        .as_deref()
+        .as_ref()
         .ok_or_else(|| Error::Invalid("connect with auth.consumer to store a cursor".into()))?;
     let key = ConsumerKey { tenant_id: &session.tenant_id, user_id: &session.user_id, consumer };
     c.state.store.save_cursor(key, cursor).await?;

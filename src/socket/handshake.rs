@@ -7,7 +7,7 @@ use serde::{Deserialize, Deserializer};
 use crate::cursor::Cursor;
 use crate::error::Error;
 use crate::event::TypeFilter;
-use crate::feed::consumer_name;
+use crate::store::ConsumerName;
 
 /// What a client sent as `auth`. Other fields are ignored; an `auth` that is
 /// not an object does not deserialize, and the caller takes it as empty.
@@ -27,7 +27,7 @@ pub(super) struct Handshake {
     pub after: Option<Result<Cursor, Error>>,
     /// The stored cursor to replay after when there is no `after`.
     #[serde(deserialize_with = "consumer")]
-    pub consumer: Option<Result<String, Error>>,
+    pub consumer: Option<Result<ConsumerName, Error>>,
     /// Type patterns, as `feed:subscribe` takes them. In force from the
     /// first replayed event on, so a replay carries only matching types.
     #[serde(deserialize_with = "types")]
@@ -62,9 +62,9 @@ fn after<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Result<Cursor, Error>
     }))
 }
 
-fn consumer<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Result<String, Error>>, D::Error> {
+fn consumer<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Result<ConsumerName, Error>>, D::Error> {
     Ok(Option::<Sent>::deserialize(d)?.map(|sent| match sent {
-        Sent::Text(name) => consumer_name(&name).map(str::to_owned),
+        Sent::Text(name) => ConsumerName::parse(&name).map_err(Error::from),
         _ => Err(Error::Invalid("consumer must be a string".into())),
     }))
 }
@@ -140,7 +140,7 @@ mod tests {
     #[test]
     fn consumer_is_a_checked_name() {
         let h = parse(r#"{"consumer": "laptop"}"#);
-        assert_eq!(h.consumer.expect("sent").expect("valid"), "laptop");
+        assert_eq!(h.consumer.expect("sent").expect("valid").as_str(), "laptop");
         let long = "c".repeat(201);
         for (bad, message) in [
             (r#""""#.to_owned(), "consumer must be 1-200 characters"),

@@ -2,7 +2,8 @@
 //! then live delivery, the client events, and presence announcements.
 //!
 //! Generic over the adapter: the PostgreSQL adapter carries typing relays
-//! between processes; a single embedded process uses the local one.
+//! between the processes that share a store; a store that serves one
+//! process gets the local one.
 
 pub mod adapter;
 mod connect;
@@ -24,7 +25,6 @@ use socketioxide_postgres::{CustomPostgresAdapter, PostgresAdapterConfig, Postgr
 
 use crate::config::Namespace;
 use crate::state::AppState;
-use crate::store::Store;
 use adapter::ResilientDriver;
 
 /// How long closing waits for Socket.IO handshakes already on the wire.
@@ -34,9 +34,9 @@ const HANDSHAKES_IN_FLIGHT: std::time::Duration = std::time::Duration::from_mill
 /// another node) at once; used at shutdown. Resolves to how many there were.
 pub type CloseSockets = Box<dyn FnOnce() -> BoxFuture<'static, usize> + Send>;
 
-/// Adds the Socket.IO feed to `api`: over the PostgreSQL adapter, which
-/// carries typing relays between nodes, or the local one for the
-/// single-process embedded store; and starts the presence announcer.
+/// Adds the Socket.IO feed to `api`: over the PostgreSQL adapter when other
+/// processes share the store (its bus carries typing relays between nodes),
+/// else the local one; and starts the presence announcer.
 /// Returns what closes the sockets at shutdown.
 pub async fn serve(api: Router, state: &AppState, namespaces: &[Namespace]) -> anyhow::Result<(Router, CloseSockets)> {
     // A socket message may carry one event at the size limit, plus its envelope.
@@ -47,9 +47,9 @@ pub async fn serve(api: Router, state: &AppState, namespaces: &[Namespace]) -> a
         .max_payload(max_message as u64)
         .ws_max_message_size(max_message)
         .ws_max_frame_size(max_message);
-    match &state.store {
-        Store::Postgres(pg) => {
-            let driver = ResilientDriver::new(pg.adapter_options(), state.adapter.clone());
+    match state.store.shared_bus() {
+        Some(bus) => {
+            let driver = ResilientDriver::new(bus, state.adapter.clone());
             let adapter = PostgresAdapterCtr::new_with_driver(driver, PostgresAdapterConfig::default());
             let (layer, io) = builder.with_adapter::<CustomPostgresAdapter<_, ResilientDriver>>(adapter).build_layer();
             for init in attach(&io, namespaces) {
@@ -57,7 +57,7 @@ pub async fn serve(api: Router, state: &AppState, namespaces: &[Namespace]) -> a
             }
             Ok((api.layer(layer), started(io, state)))
         }
-        Store::Sqlite(_) => {
+        None => {
             let (layer, io) = builder.build_layer();
             attach(&io, namespaces);
             Ok((api.layer(layer), started(io, state)))

@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Principal;
 use crate::event::{Event, TypeFilter};
+use crate::store::ConsumerName;
 
 /// Client events a socket may send per second, sustained.
 const RATE_PER_SEC: f64 = 100.0;
@@ -20,7 +21,7 @@ pub struct Session {
     pub tenant_id: String,
     pub user_id: String,
     pub username: Option<String>,
-    pub consumer: Option<String>,
+    pub consumer: Option<ConsumerName>,
     principal: RwLock<Principal>,
     filter: RwLock<TypeFilter>,
     bucket: Mutex<Bucket>,
@@ -46,7 +47,7 @@ pub enum Rate {
 }
 
 impl Session {
-    pub fn new(principal: Principal, consumer: Option<String>, filter: TypeFilter) -> Self {
+    pub fn new(principal: Principal, consumer: Option<ConsumerName>, filter: TypeFilter) -> Self {
         Session {
             tenant_id: principal.tenant_id.clone(),
             user_id: principal.user_id.clone(),

@@ -47,11 +47,8 @@ impl Appender {
     /// requests, commits the queued ones, and ends; `tasks` sees it and its
     /// commits through.
     pub fn start(store: Store, shutdown: &CancellationToken, tasks: &TaskTracker) -> Self {
-        // Batches committing at once: PostgreSQL runs them side by side; SQLite has one writer.
-        let concurrency = match store {
-            Store::Postgres(_) => 4,
-            Store::Sqlite(_) => 1,
-        };
+        // Batches committing at once: as many as the store runs side by side.
+        let concurrency = store.commit_concurrency();
         let (jobs, rx) = mpsc::channel(MAX_BATCH * concurrency * 4);
         tasks.spawn(dispatch(store, rx, concurrency, shutdown.clone(), tasks.clone()));
         Appender { jobs, answered: Arc::default() }
@@ -216,7 +213,7 @@ mod tests {
     #[tokio::test]
     async fn shutdown_waits_for_the_queued_appends_and_refuses_later_ones() {
         let temp = crate::store::sqlite::tests::TempStore::new().await;
-        let store = Store::Sqlite(temp.store.clone());
+        let store = Store::new(temp.store.clone());
         let (shutdown, tasks) = (CancellationToken::new(), TaskTracker::new());
         let appender = Appender::start(store.clone(), &shutdown, &tasks);
         let mut answers = Vec::new();

@@ -1,29 +1,32 @@
 //! The event store: one interface, two implementations.
 //!
 //! PostgreSQL is the production store and the only one for several processes;
-//! the embedded SQLite file is the zero-setup default. Both give the same
-//! contract: cursor order, idempotent ids, stream versions, consumer cursors.
+//! the embedded SQLite file is the zero-setup default. Both keep the contract
+//! of [`Backend`]: cursor order, idempotent ids, stream versions, consumer
+//! cursors. Each lives in a folder of its own, `postgres/` and `sqlite/`;
+//! nothing outside this module knows which one serves.
 
+mod backend;
 mod commit;
-mod pools;
 pub mod postgres;
-mod replica_probe;
-mod replicas;
-pub mod sqlite;
+mod rows;
+pub(crate) mod sqlite;
 mod types;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use sqlx::postgres::PgConnectOptions;
 use uuid::Uuid;
 
+pub use backend::{Backend, Doorbell, OnStall, Ring};
 pub use commit::Appender;
-pub use replicas::ReplicaStatus;
 pub use types::{
-    AppendRequest, Appended, AuditQuery, BEHIND_CAP, ConsumerKey, ConsumerLag, EventPage, FeedQuery, NewEvent,
-    StreamQuery, TYPE_COUNT_FOLD_CHUNK, TypeCount,
+    AppendRequest, Appended, AuditQuery, BEHIND_CAP, ConsumerKey, ConsumerLag, ConsumerName, EventPage, FeedQuery,
+    NewEvent, ReplicaStatus, StreamQuery, TYPE_COUNT_FOLD_CHUNK, TypeCount,
 };
 
 use crate::cursor::Cursor;
@@ -31,7 +34,7 @@ use crate::error::{Error, Result};
 use crate::event::Event;
 
 /// Bounds on one store call. A call past its bound is answered `unavailable`
-/// and its PostgreSQL pools are replaced (see [`pools`]).
+/// (and its backend may recover, see [`Backend::on_stall`]).
 /// Small keyed reads and writes: the tailer's, readiness, consumer cursors.
 const QUICK: Duration = Duration::from_secs(3);
 /// Page reads for clients (replay, polling, streams, audit).
@@ -40,222 +43,169 @@ const READ: Duration = Duration::from_secs(10);
 /// transaction) and retention's deletes.
 const APPEND: Duration = Duration::from_secs(30);
 
-/// Wakes the tailer when new events may have committed.
-pub enum Doorbell {
-    Postgres(sqlx::postgres::PgListener),
-    Local(tokio::sync::watch::Receiver<()>),
-}
-
-impl Doorbell {
-    /// Waits for the next ring. An error means the bell is broken: reconnect.
-    pub async fn ring(&mut self) -> anyhow::Result<()> {
-        match self {
-            Doorbell::Postgres(listener) => match listener.try_recv().await? {
-                // Notifications already here ring the same bell: one read serves them all.
-                Some(_) => {
-                    while listener.next_buffered().is_some() {}
-                    Ok(())
-                }
-                None => anyhow::bail!("the LISTEN connection was lost"),
-            },
-            Doorbell::Local(rx) => Ok(rx.changed().await?),
-        }
-    }
-}
-
 /// Opens the store the config names: PostgreSQL when `DATABASE_URL` is set,
 /// else the embedded file.
 pub async fn open(config: &crate::config::StoreConfig) -> anyhow::Result<Store> {
     match &config.database_url {
-        Some(url) => Ok(Store::Postgres(postgres::PgStore::connect(&url.0, config).await?)),
+        Some(url) => Ok(Store::new(postgres::PgStore::connect(&url.0, config).await?)),
         None => {
             if config.replica_urls.as_ref().is_some_and(|r| !r.0.is_empty()) {
                 tracing::warn!("EVENTFEED_REPLICA_URLS is ignored: read replicas need DATABASE_URL (PostgreSQL)");
             }
-            Ok(Store::Sqlite(sqlite::SqliteStore::open(&config.data_file).await?))
+            Ok(Store::new(sqlite::SqliteStore::open(&config.data_file).await?))
         }
     }
 }
 
+/// The store as the server holds it: cheap to clone, every call bounded.
+///
+/// A trait object rather than an enum of the backends: the enum had every
+/// caller that needed something of one backend match on it (the socket
+/// adapter, presence, the commit concurrency). Behind `dyn Backend` those are
+/// questions the backend answers, and a new backend touches its own folder
+/// and [`open`]. The price, a boxed future per call, is small beside a
+/// database round trip.
 #[derive(Clone)]
-pub enum Store {
-    Postgres(postgres::PgStore),
-    Sqlite(sqlite::SqliteStore),
-}
+pub struct Store(Arc<dyn Backend>);
 
-macro_rules! dispatch {
-    ($self:ident, $s:ident => $call:expr) => {
-        match $self {
-            Store::Postgres($s) => $call,
-            Store::Sqlite($s) => $call,
-        }
-    };
-}
-
+/// Each call is the [`Backend`] call of its name, whose contract it keeps, bounded.
 impl Store {
-    /// Appends the requests in one transaction; each request keeps its own outcome.
-    /// The outer error means the transaction as a whole failed.
+    pub fn new(backend: impl Backend) -> Store {
+        Store(Arc::new(backend))
+    }
+
     #[tracing::instrument(level = "debug", skip_all, fields(requests = batch.len()), err(level = "debug"))]
     pub async fn append_batch(&self, batch: &[AppendRequest]) -> Result<Vec<Result<Appended>>> {
-        self.bounded(APPEND, async { dispatch!(self, s => s.append_batch(batch).await) }).await
+        self.bounded(APPEND, self.0.append_batch(batch)).await
     }
 
-    /// One tenant's events visible to a user, after a cursor, in cursor order.
     #[tracing::instrument(level = "debug", skip_all, fields(tenant = %q.tenant_id, after = %q.after), err(level = "debug"))]
     pub async fn read_feed(&self, q: &FeedQuery<'_>) -> Result<EventPage> {
-        self.bounded(READ, async { dispatch!(self, s => s.read_feed(q).await) }).await
+        self.bounded(READ, self.0.read_feed(q)).await
     }
 
-    /// Every tenant's events after a cursor: the tailer's read.
     #[tracing::instrument(level = "debug", skip_all, fields(%after), err(level = "debug"))]
     pub async fn read_all(&self, after: Cursor, limit: i64) -> Result<Vec<Event>> {
-        self.bounded(QUICK, async { dispatch!(self, s => s.read_all(after, limit).await) }).await
+        self.bounded(QUICK, self.0.read_all(after, limit)).await
     }
 
-    /// One stream's events visible to a user, in version order.
     #[tracing::instrument(level = "debug", skip_all, fields(tenant = %q.tenant_id, stream = %q.stream), err(level = "debug"))]
     pub async fn read_stream(&self, q: &StreamQuery<'_>) -> Result<EventPage> {
-        self.bounded(READ, async { dispatch!(self, s => s.read_stream(q).await) }).await
+        self.bounded(READ, self.0.read_stream(q)).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(tenant = %tenant_id, after = %q.after), err(level = "debug"))]
     pub async fn audit(&self, tenant_id: &str, q: &AuditQuery) -> Result<EventPage> {
-        self.bounded(READ, async { dispatch!(self, s => s.audit(tenant_id, q).await) }).await
+        self.bounded(READ, self.0.audit(tenant_id, q)).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(tenant = %key.tenant_id, %cursor), err(level = "debug"))]
     pub async fn save_cursor(&self, key: ConsumerKey<'_>, cursor: Cursor) -> Result<()> {
-        self.bounded(QUICK, async { dispatch!(self, s => s.save_cursor(key, cursor).await) }).await
+        self.bounded(QUICK, self.0.save_cursor(key, cursor)).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(tenant = %key.tenant_id), err(level = "debug"))]
     pub async fn load_cursor(&self, key: ConsumerKey<'_>) -> Result<Option<Cursor>> {
-        self.bounded(QUICK, async { dispatch!(self, s => s.load_cursor(key).await) }).await
+        self.bounded(QUICK, self.0.load_cursor(key)).await
     }
 
-    /// The tenant's stored consumers with their lag, by user and name.
     pub async fn consumers(&self, tenant_id: &str) -> Result<Vec<ConsumerLag>> {
-        self.bounded(READ, async { dispatch!(self, s => s.consumers(tenant_id).await) }).await
+        self.bounded(READ, self.0.consumers(tenant_id)).await
     }
 
-    /// The tenant's stored events per type, from counts kept at append
-    /// (no scan of the events), by type.
     #[tracing::instrument(level = "debug", skip_all, fields(tenant = %tenant_id), err(level = "debug"))]
     pub async fn type_counts(&self, tenant_id: &str) -> Result<Vec<TypeCount>> {
-        self.bounded(QUICK, async { dispatch!(self, s => s.type_counts(tenant_id).await) }).await
+        self.bounded(QUICK, self.0.type_counts(tenant_id)).await
     }
 
-    /// Folds the type counts' pending changes into the counts; returns how
-    /// many changes it folded. A store that counts in place has none.
     pub async fn fold_type_counts(&self) -> Result<u64> {
-        self.bounded(QUICK, async { dispatch!(self, s => s.fold_type_counts().await) }).await
+        self.bounded(QUICK, self.0.fold_type_counts()).await
     }
 
-    /// The cursor of the newest visible event; never behind the retention
-    /// floor, so a reader sent to the head is not reset again.
     pub async fn head(&self) -> Result<Cursor> {
-        self.bounded(QUICK, async { dispatch!(self, s => s.head().await) }).await
+        self.bounded(QUICK, self.0.head()).await
     }
 
-    /// The cursor of a tenant's newest readable event, if it has one.
     #[tracing::instrument(level = "debug", skip_all, fields(tenant = %tenant_id), err(level = "debug"))]
     pub async fn tenant_head(&self, tenant_id: &str) -> Result<Option<Cursor>> {
-        self.bounded(QUICK, async { dispatch!(self, s => s.tenant_head(tenant_id).await) }).await
+        self.bounded(QUICK, self.0.tenant_head(tenant_id)).await
     }
 
-    /// Events at or before this cursor were deleted by retention.
     pub async fn retention_floor(&self) -> Result<Option<Cursor>> {
-        self.bounded(QUICK, async { dispatch!(self, s => s.retention_floor().await) }).await
+        self.bounded(QUICK, self.0.retention_floor()).await
     }
 
-    /// Removes events older than `before`; returns how many. On PostgreSQL
-    /// whole partitions are dropped, once every event in them is older.
     pub async fn prune(&self, before: DateTime<Utc>) -> Result<u64> {
-        self.bounded(APPEND, async { dispatch!(self, s => s.prune(before).await) }).await
+        self.bounded(APPEND, self.0.prune(before)).await
     }
 
-    /// When the oldest committed event still held back by an older open
-    /// transaction was appended; `None` when nothing waits.
     pub async fn oldest_held_back(&self) -> Result<Option<DateTime<Utc>>> {
-        self.bounded(QUICK, async { dispatch!(self, s => s.oldest_held_back().await) }).await
+        self.bounded(QUICK, self.0.oldest_held_back()).await
     }
 
-    /// Writes one node's stats samples (`GET /api/stats`), each at its second;
-    /// a sample already written is kept as it was.
     pub async fn save_samples(&self, node: Uuid, samples: &[(DateTime<Utc>, Value)]) -> Result<()> {
-        self.bounded(QUICK, async { dispatch!(self, s => s.save_samples(node, samples).await) }).await
+        self.bounded(QUICK, self.0.save_samples(node, samples)).await
     }
 
-    /// Every other node's samples since `since`, by node, then oldest first.
     pub async fn load_samples(&self, except: Uuid, since: DateTime<Utc>) -> Result<Vec<(Uuid, Value)>> {
-        self.bounded(QUICK, async { dispatch!(self, s => s.load_samples(except, since).await) }).await
+        self.bounded(QUICK, self.0.load_samples(except, since)).await
     }
 
-    /// Deletes every node's samples older than `before`.
     pub async fn prune_samples(&self, before: DateTime<Utc>) -> Result<()> {
-        self.bounded(QUICK, async { dispatch!(self, s => s.prune_samples(before).await) }).await
+        self.bounded(QUICK, self.0.prune_samples(before)).await
     }
 
     pub async fn ping(&self) -> Result<()> {
-        self.bounded(QUICK, async { dispatch!(self, s => s.ping().await) }).await
+        self.bounded(QUICK, self.0.ping()).await
     }
 
     pub async fn doorbell(&self) -> Result<Doorbell> {
-        dispatch!(self, s => s.doorbell().await)
+        self.0.doorbell().await
     }
 
     pub async fn close(&self) {
-        dispatch!(self, s => s.close().await)
+        self.0.close().await
     }
 
     /// Runs one store call, failing it as `unavailable` when it does not
-    /// answer within `bound`. A PostgreSQL call that hangs is most likely on
-    /// a dead connection, and so may be every other pooled one: the pools it
-    /// ran on are replaced.
+    /// answer within `bound`; the backend then recovers as it needs to.
     async fn bounded<T>(&self, bound: Duration, call: impl Future<Output = Result<T>>) -> Result<T> {
-        // Taken before the call first runs, so it names the pools the call uses.
-        let pools = match self {
-            Store::Postgres(pg) => Some(pg.pool_set()),
-            Store::Sqlite(_) => None,
-        };
+        // Taken before the call first runs, so it names what the call runs on.
+        let on_stall = self.0.on_stall();
         match tokio::time::timeout(bound, call).await {
             Ok(outcome) => outcome,
             Err(_) => {
-                if let (Store::Postgres(pg), Some(pools)) = (self, pools) {
-                    tracing::warn!(
-                        bound_ms = bound.as_millis() as u64,
-                        "a database call did not answer; replacing the connection pools"
-                    );
-                    pg.recycle(&pools);
+                if let Some(recover) = on_stall {
+                    recover(bound);
                 }
                 Err(Error::Unavailable(format!("no answer from the store within {} ms", bound.as_millis())))
             }
         }
     }
 
-    /// Says which store serves, warning when it is the embedded one.
+    /// Says which store serves.
     pub fn announce(&self) {
-        match self {
-            Store::Postgres(_) => tracing::info!("store: PostgreSQL"),
-            Store::Sqlite(_) => tracing::warn!(
-                "store: embedded SQLite file; PostgreSQL (DATABASE_URL) is the production store and the only one for several processes"
-            ),
-        }
+        self.0.announce()
     }
 
     /// Each configured replica's state (none on the embedded store).
     pub fn replicas(&self) -> Vec<ReplicaStatus> {
-        match self {
-            Store::Postgres(pg) => pg.replica_statuses(),
-            Store::Sqlite(_) => Vec::new(),
-        }
+        self.0.replicas()
     }
 
     pub fn kind(&self) -> &'static str {
-        match self {
-            Store::Postgres(_) => "postgres",
-            Store::Sqlite(_) => "sqlite",
-        }
+        self.0.kind()
+    }
+
+    /// How many group commits may run at once (see [`Backend::commit_concurrency`]).
+    pub fn commit_concurrency(&self) -> usize {
+        self.0.commit_concurrency()
+    }
+
+    /// Where the processes sharing this store reach each other, if others
+    /// can (see [`Backend::shared_bus`]).
+    pub fn shared_bus(&self) -> Option<PgConnectOptions> {
+        self.0.shared_bus()
     }
 }
 

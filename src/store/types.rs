@@ -1,13 +1,15 @@
 //! What goes into the store and comes out of it: append requests, queries,
 //! pages, consumer cursors.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::cursor::Cursor;
 use crate::error::Result;
-use crate::event::{Actor, Audience, Event, EventType, StreamName, TypeFilter};
+use crate::event::{Actor, Audience, Event, EventType, InvalidInput, StreamName, TypeFilter, storable};
 
 /// A validated event to append.
 #[derive(Debug, Clone)]
@@ -107,7 +109,26 @@ pub struct AuditQuery {
 pub struct ConsumerKey<'a> {
     pub tenant_id: &'a str,
     pub user_id: &'a str,
-    pub consumer: &'a str,
+    pub consumer: &'a ConsumerName,
+}
+
+/// A consumer's name: 1–200 characters (not bytes) that the store can keep.
+/// Checked once, where a request names it (a query, an ack, a handshake).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerName(String);
+
+impl ConsumerName {
+    pub fn parse(name: &str) -> Result<Self, InvalidInput> {
+        if name.is_empty() || name.chars().count() > 200 {
+            return Err(InvalidInput("consumer must be 1-200 characters".into()));
+        }
+        storable("consumer", name)?;
+        Ok(ConsumerName(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// How far `behind` counts before it stops: enough to tell an operator that a
@@ -136,4 +157,16 @@ pub struct TypeCount {
     pub count: i64,
     /// `None` once none is stored.
     pub last_at: Option<DateTime<Utc>>,
+}
+
+/// One read replica's state as `/ready` shows it.
+#[derive(Debug, Clone)]
+pub struct ReplicaStatus {
+    /// `host:port/database`: never the URL, which may hold a password.
+    pub replica: String,
+    pub up: bool,
+    /// How far behind the primary it is; `None` while unknown.
+    pub lag: Option<Duration>,
+    /// Reads it has answered.
+    pub reads: u64,
 }

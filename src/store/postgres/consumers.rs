@@ -4,12 +4,11 @@
 use std::sync::LazyLock;
 
 use sqlx::Row;
-use sqlx::postgres::PgRow;
 
-use super::read::cursor_from_row;
 use super::{HORIZON, PgStore};
 use crate::cursor::Cursor;
 use crate::error::Result;
+use crate::store::rows::StoreRow;
 use crate::store::{BEHIND_CAP, ConsumerKey, ConsumerLag};
 
 impl PgStore {
@@ -22,7 +21,7 @@ impl PgStore {
         )
         .bind(key.tenant_id)
         .bind(key.user_id)
-        .bind(key.consumer)
+        .bind(key.consumer.as_str())
         .bind(cursor.tx_id)
         .bind(cursor.position)
         .execute(&self.main())
@@ -37,10 +36,10 @@ impl PgStore {
         )
         .bind(key.tenant_id)
         .bind(key.user_id)
-        .bind(key.consumer)
+        .bind(key.consumer.as_str())
         .fetch_optional(&self.main())
         .await?;
-        row.as_ref().map(cursor_from_row).transpose()
+        row.as_ref().map(StoreRow::cursor).transpose()
     }
 
     pub async fn consumers(&self, tenant_id: &str) -> Result<Vec<ConsumerLag>> {
@@ -61,7 +60,7 @@ impl PgStore {
             )
         });
         let rows = sqlx::query(SQL.as_str()).bind(tenant_id).bind(BEHIND_CAP + 1).fetch_all(&self.reads()).await?;
-        rows.iter().map(|r| consumer_from_row(r, r.try_get("behind")?)).collect()
+        rows.iter().map(|r| r.consumer(r.try_get("behind")?)).collect()
     }
 
     /// The consumers as the primary has them (acks are written there), with
@@ -77,20 +76,10 @@ impl PgStore {
         if rows.is_empty() {
             return Ok(Some(Vec::new()));
         }
-        let cursors = rows.iter().map(cursor_from_row).collect::<Result<Vec<_>>>()?;
+        let cursors = rows.iter().map(StoreRow::cursor).collect::<Result<Vec<_>>>()?;
         let Some(behind) = self.behind_from_replica(tenant_id, &cursors, BEHIND_CAP + 1).await else {
             return Ok(None);
         };
-        rows.iter().zip(behind).map(|(r, behind)| consumer_from_row(r, behind)).collect::<Result<_>>().map(Some)
+        rows.iter().zip(behind).map(|(r, behind)| r.consumer(behind)).collect::<Result<_>>().map(Some)
     }
-}
-
-fn consumer_from_row(r: &PgRow, behind: i64) -> Result<ConsumerLag> {
-    Ok(ConsumerLag {
-        consumer: r.try_get("consumer")?,
-        user_id: r.try_get("user_id")?,
-        cursor: cursor_from_row(r)?,
-        updated_at: r.try_get("updated_at")?,
-        behind,
-    })
 }

@@ -1,13 +1,13 @@
 //! Consumer cursors in the embedded store: saved and loaded per user, and
 //! the tenant's stored consumers with how far behind each is.
 
-use chrono::{DateTime, Utc};
-use sqlx::Row;
+use chrono::Utc;
 
 use super::SqliteStore;
-use super::read::{after_position, cursor_from_row};
+use super::read::position_of;
 use crate::cursor::Cursor;
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::store::rows::StoreRow;
 use crate::store::{BEHIND_CAP, ConsumerKey, ConsumerLag};
 
 impl SqliteStore {
@@ -20,7 +20,7 @@ impl SqliteStore {
         )
         .bind(key.tenant_id)
         .bind(key.user_id)
-        .bind(key.consumer)
+        .bind(key.consumer.as_str())
         .bind(cursor.tx_id)
         .bind(cursor.position)
         .bind(Utc::now().timestamp_millis())
@@ -35,10 +35,10 @@ impl SqliteStore {
         )
         .bind(key.tenant_id)
         .bind(key.user_id)
-        .bind(key.consumer)
+        .bind(key.consumer.as_str())
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| cursor_from_row(&r)).transpose()
+        row.map(|r| r.cursor()).transpose()
     }
 
     pub async fn consumers(&self, tenant_id: &str) -> Result<Vec<ConsumerLag>> {
@@ -53,25 +53,16 @@ impl SqliteStore {
         .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
-            let cursor = cursor_from_row(row)?;
+            let cursor = row.cursor()?;
             let behind: i64 = sqlx::query_scalar(
                 "SELECT count(*) FROM (SELECT 1 FROM events WHERE tenant_id = ?1 AND position > ?2 LIMIT ?3)",
             )
             .bind(tenant_id)
-            .bind(after_position(cursor))
+            .bind(position_of(cursor))
             .bind(BEHIND_CAP + 1)
             .fetch_one(&mut *tx)
             .await?;
-            let millis: i64 = row.try_get("updated_at")?;
-            let updated_at = DateTime::from_timestamp_millis(millis)
-                .ok_or_else(|| Error::internal(anyhow::anyhow!("updated_at {millis} is out of range")))?;
-            out.push(ConsumerLag {
-                consumer: row.try_get("consumer")?,
-                user_id: row.try_get("user_id")?,
-                cursor,
-                updated_at,
-                behind,
-            });
+            out.push(row.consumer(behind)?);
         }
         Ok(out)
     }

@@ -9,8 +9,9 @@
 //! The live feed's doorbell is an in-process signal rung after each commit.
 //!
 //! This file opens the store (and its process lock) and holds retention's
-//! prune and the doorbell; reads are in `sqlite_read.rs`, appends in
-//! `sqlite_append.rs`, consumer cursors in `sqlite_consumers.rs`.
+//! prune and the doorbell; reads are in `read.rs`, appends in `append.rs`,
+//! consumer cursors in `consumers.rs`, and `backend.rs` makes it a
+//! [`Backend`](super::Backend).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -18,22 +19,19 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use tokio::sync::watch;
 
-#[path = "sqlite_append.rs"]
 mod append;
-#[path = "sqlite_consumers.rs"]
+mod backend;
 mod consumers;
-#[path = "sqlite_read.rs"]
 mod read;
-#[path = "sqlite_stats.rs"]
 mod stats;
-#[path = "sqlite_type_counts.rs"]
 mod type_counts;
 
-use super::Doorbell;
+use super::{Doorbell, Ring};
 use crate::error::Result;
 
 /// The one transaction id of every event: one writer, so position alone orders.
@@ -108,13 +106,20 @@ impl SqliteStore {
     }
 
     pub async fn doorbell(&self) -> Result<Doorbell> {
-        Ok(Doorbell::Local(self.bell.subscribe()))
+        Ok(Doorbell::new(self.bell.subscribe()))
     }
 
     pub async fn close(&self) {
         self.pool.close().await;
         // Unlocked: the file may be opened again, by this process or another.
         self.lock.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+}
+
+/// Rings when a commit in this process appended: the only process there is.
+impl Ring for watch::Receiver<()> {
+    fn ring(&mut self) -> BoxFuture<'_, anyhow::Result<()>> {
+        Box::pin(async move { Ok(self.changed().await?) })
     }
 }
 
@@ -151,5 +156,4 @@ pub fn lock_path(path: &Path) -> std::path::PathBuf {
 }
 
 #[cfg(test)]
-#[path = "sqlite_tests/mod.rs"]
 pub(crate) mod tests;

@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cursor::Cursor;
 use crate::error::{Error, Result};
+use crate::store::ReplicaStatus;
 
 /// The longest a replica may take to answer a read before the primary is asked instead.
 const REPLICA_BOUND: Duration = Duration::from_secs(2);
@@ -37,18 +38,6 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The SQL of a row that holds the snapshot horizon of the statement it is in.
 pub const HORIZON_ROW: &str = "(SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon)";
-
-/// One replica's state as `/ready` shows it.
-#[derive(Debug, Clone)]
-pub struct ReplicaStatus {
-    /// `host:port/database`: never the URL, which may hold a password.
-    pub replica: String,
-    pub up: bool,
-    /// How far behind the primary it is; `None` while unknown.
-    pub lag: Option<Duration>,
-    /// Reads it has answered.
-    pub reads: u64,
-}
 
 /// What the last probe found.
 #[derive(Debug, Default)]

@@ -5,20 +5,18 @@
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 use sqlx::Row;
 use sqlx::postgres::PgRow;
-use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::{HORIZON, PgStore};
 use crate::cursor::Cursor;
 use crate::error::Result;
-use crate::event::{Actor, Audience, Event};
+use crate::event::Event;
+use crate::store::rows::{COLUMNS, StoreRow, type_match};
 use crate::store::{AuditQuery, EventPage, FeedQuery, StreamQuery};
 
-pub(super) const COLUMNS: &str = "position, tx_id, id, tenant_id, stream, version, type, data, \
-                       actor_id, actor_name, audience, metadata, created_at";
+/// The type filter: arrays of exact types at `$E` and prefixes at `$P`.
 const TYPE_MATCH: &str = "(cardinality($E::text[]) + cardinality($P::text[]) = 0 \
      OR type = ANY($E::text[]) \
      OR EXISTS (SELECT 1 FROM unnest($P::text[]) p WHERE starts_with(type, p)))";
@@ -32,7 +30,7 @@ pub static READ_FEED: LazyLock<String> = LazyLock::new(|| {
          WHERE tenant_id = $1 AND (tx_id, position) > ($2, $3) AND (tx_id, position) <= ($4, $5) \
            AND tx_id < {HORIZON} AND (audience IS NULL OR $6 = ANY(audience)) AND {types} \
          ORDER BY tx_id, position LIMIT $9",
-        types = type_match(7, 8)
+        types = type_match(TYPE_MATCH, '$', 7, 8)
     )
 });
 
@@ -60,7 +58,7 @@ fn audit_sql(newer: &str, order: &str) -> String {
            AND ($9::timestamptz IS NULL OR created_at < $9) \
            AND ($11::uuid IS NULL OR id = $11) \
          ORDER BY tx_id {order}, position {order} LIMIT $10",
-        types = type_match(4, 5)
+        types = type_match(TYPE_MATCH, '$', 4, 5)
     )
 }
 
@@ -109,7 +107,7 @@ impl PgStore {
             return Ok(page);
         }
         let rows = bind_feed(READ_FEED.as_str(), q).fetch_all(&self.reads()).await?;
-        EventPage::from_rows(&rows, q.limit, event_from_row)
+        EventPage::from_rows(&rows, q.limit, StoreRow::event)
     }
 
     pub async fn read_all(&self, after: Cursor, limit: i64) -> Result<Vec<Event>> {
@@ -126,7 +124,7 @@ impl PgStore {
             .bind(limit)
             .fetch_all(&self.reads())
             .await?;
-        let events: Vec<Event> = rows.iter().map(event_from_row).collect::<Result<_>>()?;
+        let events: Vec<Event> = rows.iter().map(StoreRow::event).collect::<Result<_>>()?;
         if let (Some(replicas), Some(last)) = (&self.replicas, events.last()) {
             replicas.saw(last.cursor);
         }
@@ -138,7 +136,7 @@ impl PgStore {
             return Ok(page);
         }
         let rows = bind_stream(READ_STREAM.as_str(), q).fetch_all(&self.main()).await?;
-        EventPage::from_rows(&rows, q.limit, event_from_row)
+        EventPage::from_rows(&rows, q.limit, StoreRow::event)
     }
 
     pub async fn audit(&self, tenant_id: &str, q: &AuditQuery) -> Result<EventPage> {
@@ -151,7 +149,7 @@ impl PgStore {
         }
         let sql = if q.newest_first { &AUDIT_NEWEST_FIRST } else { &AUDIT };
         let rows = bind_audit(sql.as_str(), tenant_id, q).fetch_all(&self.reads()).await?;
-        EventPage::from_rows(&rows, q.limit, event_from_row)
+        EventPage::from_rows(&rows, q.limit, StoreRow::event)
     }
 
     pub async fn head(&self) -> Result<Cursor> {
@@ -163,7 +161,7 @@ impl PgStore {
         });
         match sqlx::query(SQL.as_str()).fetch_optional(&self.main()).await? {
             Some(r) => {
-                let head = cursor_from_row(&r)?;
+                let head = r.cursor()?;
                 if let Some(replicas) = &self.replicas {
                     replicas.saw(head);
                 }
@@ -181,12 +179,12 @@ impl PgStore {
             )
         });
         let row = sqlx::query(SQL.as_str()).bind(tenant_id).fetch_optional(&self.reads()).await?;
-        row.as_ref().map(cursor_from_row).transpose()
+        row.as_ref().map(StoreRow::cursor).transpose()
     }
 
     pub async fn retention_floor(&self) -> Result<Option<Cursor>> {
         let row = sqlx::query("SELECT tx_id, position FROM eventfeed.retention").fetch_optional(&self.main()).await?;
-        row.as_ref().map(cursor_from_row).transpose()
+        row.as_ref().map(StoreRow::cursor).transpose()
     }
 
     pub async fn oldest_held_back(&self) -> Result<Option<DateTime<Utc>>> {
@@ -202,30 +200,17 @@ impl PgStore {
     }
 }
 
-/// The type filter's SQL, with its two array parameters at `$e` and `$p`.
-fn type_match(e: usize, p: usize) -> String {
-    TYPE_MATCH.replace("$E", &format!("${e}")).replace("$P", &format!("${p}"))
-}
+/// PostgreSQL keeps each in its own type: `uuid`, `timestamptz`, `text[]`.
+impl StoreRow for PgRow {
+    fn uuid(&self, column: &'static str) -> Result<Uuid> {
+        Ok(self.try_get(column)?)
+    }
 
-pub(super) fn cursor_from_row(row: &PgRow) -> Result<Cursor> {
-    Ok(Cursor::new(row.try_get("tx_id")?, row.try_get("position")?))
-}
+    fn time(&self, column: &'static str) -> Result<DateTime<Utc>> {
+        Ok(self.try_get(column)?)
+    }
 
-pub(super) fn event_from_row(row: &PgRow) -> Result<Event> {
-    let actor_id: Option<String> = row.try_get("actor_id")?;
-    let actor_name: Option<String> = row.try_get("actor_name")?;
-    let audience: Option<Vec<String>> = row.try_get("audience")?;
-    Ok(Event {
-        id: row.try_get::<Uuid, _>("id")?,
-        cursor: cursor_from_row(row)?,
-        tenant_id: row.try_get("tenant_id")?,
-        stream: row.try_get("stream")?,
-        version: row.try_get("version")?,
-        event_type: row.try_get("type")?,
-        data: row.try_get::<Json<Value>, _>("data")?.0,
-        actor: actor_id.map(|user_id| Actor { user_id, username: actor_name }),
-        audience: audience.map(|users| Audience { users }),
-        metadata: row.try_get::<Option<Json<Value>>, _>("metadata")?.map(|j| j.0),
-        timestamp: row.try_get("created_at")?,
-    })
+    fn strings(&self, column: &'static str) -> Result<Option<Vec<String>>> {
+        Ok(self.try_get(column)?)
+    }
 }

@@ -6,20 +6,19 @@ use std::cmp::Ordering;
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 use sqlx::types::Json;
 use sqlx::types::uuid::fmt::Hyphenated;
+use uuid::Uuid;
 
 use super::{SqliteStore, TX_ID};
 use crate::cursor::Cursor;
 use crate::error::{Error, Result};
-use crate::event::{Actor, Audience, Event};
+use crate::event::Event;
+use crate::store::rows::{COLUMNS, StoreRow, type_match};
 use crate::store::{AuditQuery, EventPage, FeedQuery, StreamQuery};
 
-pub(super) const COLUMNS: &str = "position, tx_id, id, tenant_id, stream, version, type, data, \
-                       actor_id, actor_name, audience, metadata, created_at";
 /// The reader `?U` may see the event: no audience, or listed in it exactly.
 const VISIBLE: &str = "(audience IS NULL \
      OR EXISTS (SELECT 1 FROM json_each(events.audience) u WHERE u.value = ?U))";
@@ -36,29 +35,28 @@ impl SqliteStore {
                  WHERE tenant_id = ?1 AND position > ?2 AND position <= ?3 AND {visible} AND {types} \
                  ORDER BY position LIMIT ?7",
                 visible = VISIBLE.replace("?U", "?4"),
-                types = type_match(5, 6),
+                types = type_match(TYPE_MATCH, '?', 5, 6),
             )
         });
         let limit = q.limit.max(0);
         let rows = sqlx::query(SQL.as_str())
             .bind(q.tenant_id)
-            .bind(after_position(q.after))
-            .bind(q.until.map_or(i64::MAX, until_position))
+            .bind(position_of(q.after))
+            .bind(q.until.map_or(i64::MAX, position_of))
             .bind(q.user_id)
             .bind(Json(q.types.exact()))
             .bind(Json(q.types.prefixes()))
             .bind(limit.saturating_add(1))
             .fetch_all(&self.pool)
             .await?;
-        EventPage::from_rows(&rows, limit, event_from_row)
+        EventPage::from_rows(&rows, limit, StoreRow::event)
     }
 
     pub async fn read_all(&self, after: Cursor, limit: i64) -> Result<Vec<Event>> {
         static SQL: LazyLock<String> =
             LazyLock::new(|| format!("SELECT {COLUMNS} FROM events WHERE position > ?1 ORDER BY position LIMIT ?2"));
-        let rows =
-            sqlx::query(SQL.as_str()).bind(after_position(after)).bind(limit.max(0)).fetch_all(&self.pool).await?;
-        rows.iter().map(event_from_row).collect()
+        let rows = sqlx::query(SQL.as_str()).bind(position_of(after)).bind(limit.max(0)).fetch_all(&self.pool).await?;
+        rows.iter().map(StoreRow::event).collect()
     }
 
     pub async fn read_stream(&self, q: &StreamQuery<'_>) -> Result<EventPage> {
@@ -79,7 +77,7 @@ impl SqliteStore {
             .bind(limit.saturating_add(1))
             .fetch_all(&self.pool)
             .await?;
-        EventPage::from_rows(&rows, limit, event_from_row)
+        EventPage::from_rows(&rows, limit, StoreRow::event)
     }
 
     pub async fn audit(&self, tenant_id: &str, q: &AuditQuery) -> Result<EventPage> {
@@ -92,7 +90,7 @@ impl SqliteStore {
                  AND (?7 IS NULL OR created_at >= ?7) AND (?8 IS NULL OR created_at < ?8) \
                  AND (?10 IS NULL OR id = ?10) \
                  ORDER BY position {order} LIMIT ?9",
-                types = type_match(3, 4),
+                types = type_match(TYPE_MATCH, '?', 3, 4),
             )
         }
         /// The four queries (by tenant, stream, actor or id) in one order.
@@ -117,7 +115,7 @@ impl SqliteStore {
         let limit = q.limit.max(0);
         let rows = sqlx::query(sql.as_str())
             .bind(tenant_id)
-            .bind(after_position(q.after))
+            .bind(position_of(q.after))
             .bind(Json(q.types.exact()))
             .bind(Json(q.types.prefixes()))
             .bind(&q.stream)
@@ -128,7 +126,7 @@ impl SqliteStore {
             .bind(q.id.map(|id| id.hyphenated()))
             .fetch_all(&self.pool)
             .await?;
-        EventPage::from_rows(&rows, limit, event_from_row)
+        EventPage::from_rows(&rows, limit, StoreRow::event)
     }
 
     /// The newest event's cursor, or the retention floor when retention has
@@ -137,7 +135,7 @@ impl SqliteStore {
         let row = sqlx::query("SELECT tx_id, position FROM events ORDER BY position DESC LIMIT 1")
             .fetch_optional(&self.pool)
             .await?;
-        let newest = row.map(|r| cursor_from_row(&r)).transpose()?.unwrap_or(Cursor::ZERO);
+        let newest = row.map(|r| r.cursor()).transpose()?.unwrap_or(Cursor::ZERO);
         Ok(newest.max(self.retention_floor().await?.unwrap_or(Cursor::ZERO)))
     }
 
@@ -146,68 +144,46 @@ impl SqliteStore {
             .bind(tenant_id)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| cursor_from_row(&r)).transpose()
+        row.map(|r| r.cursor()).transpose()
     }
 
     pub async fn retention_floor(&self) -> Result<Option<Cursor>> {
         let row = sqlx::query("SELECT tx_id, position FROM retention").fetch_optional(&self.pool).await?;
-        row.map(|r| cursor_from_row(&r)).transpose()
+        row.map(|r| r.cursor()).transpose()
     }
 
-    /// Always 0: a committed event is readable at once.
     /// One writer: every committed event is readable at once.
     pub async fn oldest_held_back(&self) -> Result<Option<DateTime<Utc>>> {
         Ok(None)
     }
 }
 
-/// The position after which a read starts. A cursor of another transaction
-/// id (from no SQLite store) still compares as a cursor: below 1 is before
-/// every event, above 1 after every event.
-pub(super) fn after_position(after: Cursor) -> i64 {
-    match after.tx_id.cmp(&TX_ID) {
+/// The position `cursor` stands at: the one after which a read starts, or
+/// the last one a read bounded by it may return. A cursor of another
+/// transaction id (from no SQLite store) still compares as a cursor: below 1
+/// is before every event, above 1 after every event.
+pub(super) fn position_of(cursor: Cursor) -> i64 {
+    match cursor.tx_id.cmp(&TX_ID) {
         Ordering::Less => 0,
-        Ordering::Equal => after.position,
+        Ordering::Equal => cursor.position,
         Ordering::Greater => i64::MAX,
     }
 }
 
-/// The last position a read bounded by `until` may return.
-fn until_position(until: Cursor) -> i64 {
-    match until.tx_id.cmp(&TX_ID) {
-        Ordering::Less => 0,
-        Ordering::Equal => until.position,
-        Ordering::Greater => i64::MAX,
+/// SQLite has no types of its own for these: ids are hyphenated text,
+/// times unix milliseconds, lists JSON arrays.
+impl StoreRow for SqliteRow {
+    fn uuid(&self, column: &'static str) -> Result<Uuid> {
+        Ok(self.try_get::<Hyphenated, _>(column)?.into_uuid())
     }
-}
 
-/// The type filter's SQL, with its two JSON array parameters at `?e` and `?p`.
-fn type_match(e: usize, p: usize) -> String {
-    TYPE_MATCH.replace("?E", &format!("?{e}")).replace("?P", &format!("?{p}"))
-}
+    fn time(&self, column: &'static str) -> Result<DateTime<Utc>> {
+        let millis: i64 = self.try_get(column)?;
+        DateTime::from_timestamp_millis(millis)
+            .ok_or_else(|| Error::internal(anyhow::anyhow!("{column} {millis} is out of range")))
+    }
 
-pub(super) fn cursor_from_row(row: &SqliteRow) -> Result<Cursor> {
-    Ok(Cursor::new(row.try_get("tx_id")?, row.try_get("position")?))
-}
-
-pub(super) fn event_from_row(row: &SqliteRow) -> Result<Event> {
-    let actor_id: Option<String> = row.try_get("actor_id")?;
-    let actor_name: Option<String> = row.try_get("actor_name")?;
-    let audience: Option<Json<Vec<String>>> = row.try_get("audience")?;
-    let millis: i64 = row.try_get("created_at")?;
-    let timestamp = DateTime::from_timestamp_millis(millis)
-        .ok_or_else(|| Error::internal(anyhow::anyhow!("created_at {millis} is out of range")))?;
-    Ok(Event {
-        id: row.try_get::<Hyphenated, _>("id")?.into_uuid(),
-        cursor: cursor_from_row(row)?,
-        tenant_id: row.try_get("tenant_id")?,
-        stream: row.try_get("stream")?,
-        version: row.try_get("version")?,
-        event_type: row.try_get("type")?,
-        data: row.try_get::<Json<Value>, _>("data")?.0,
-        actor: actor_id.map(|user_id| Actor { user_id, username: actor_name }),
-        audience: audience.map(|users| Audience { users: users.0 }),
-        metadata: row.try_get::<Option<Json<Value>>, _>("metadata")?.map(|j| j.0),
-        timestamp,
-    })
+    fn strings(&self, column: &'static str) -> Result<Option<Vec<String>>> {
+        Ok(self.try_get::<Option<Json<Vec<String>>>, _>(column)?.map(|list| list.0))
+    }
 }

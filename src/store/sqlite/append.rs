@@ -12,9 +12,9 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::SqliteStore;
-use super::read::{COLUMNS, event_from_row};
 use crate::error::{Error, Result};
 use crate::event::Event;
+use crate::store::rows::{COLUMNS, StoreRow};
 use crate::store::{AppendRequest, Appended, NewEvent};
 
 impl SqliteStore {
@@ -108,7 +108,7 @@ async fn insert(conn: &mut SqliteConnection, tenant_id: &str, new: &NewEvent) ->
         .fetch_one(&mut *conn)
         .await
         .map_err(refused)?;
-    event_from_row(&row)
+    row.event()
 }
 
 /// The event an id the tenant already has names: the retry of an append that
@@ -119,7 +119,7 @@ async fn retried(conn: &mut SqliteConnection, tenant_id: &str, new: &NewEvent) -
         LazyLock::new(|| format!("SELECT {COLUMNS} FROM events WHERE tenant_id = ?1 AND id = ?2"));
     let Some(id) = new.id else { return Ok(None) };
     let row = sqlx::query(BY_ID.as_str()).bind(tenant_id).bind(id.hyphenated()).fetch_optional(&mut *conn).await?;
-    let Some(stored) = row.as_ref().map(event_from_row).transpose()? else { return Ok(None) };
+    let Some(stored) = row.as_ref().map(StoreRow::event).transpose()? else { return Ok(None) };
     if is_retry_of(new, &stored) { Ok(Some(stored)) } else { Err(Error::id_used()) }
 }
 

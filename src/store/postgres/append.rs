@@ -101,7 +101,7 @@ const API_LOCK: i64 = 0x6576_656e_7466_6564; // "eventfed"
 pub(super) async fn install_api(pool: &PgPool) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(API_LOCK).execute(&mut *tx).await?;
-    sqlx::raw_sql(include_str!("../../sql/api.sql")).execute(&mut *tx).await?;
+    sqlx::raw_sql(include_str!("../../../sql/api.sql")).execute(&mut *tx).await?;
     tx.commit().await
 }
 

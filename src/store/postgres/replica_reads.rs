@@ -11,10 +11,11 @@ use sqlx::Row;
 use sqlx::postgres::PgRow;
 
 use super::PgStore;
-use super::read::{AUDIT, READ_FEED, READ_STREAM, bind_audit, bind_feed, bind_stream, event_from_row};
+use super::read::{AUDIT, READ_FEED, READ_STREAM, bind_audit, bind_feed, bind_stream};
+use super::replicas::{Answer, HORIZON_ROW};
 use crate::cursor::Cursor;
 use crate::error::Result;
-use crate::store::replicas::{Answer, HORIZON_ROW};
+use crate::store::rows::StoreRow;
 use crate::store::{AuditQuery, EventPage, FeedQuery, StreamQuery};
 
 /// `sql`'s rows, each beside the horizon of the statement's snapshot; one
@@ -40,7 +41,7 @@ static STREAM: LazyLock<String> = LazyLock::new(|| {
 /// primary holds) or when the replica is past `need`.
 fn cursor_page(rows: &[PgRow], limit: i64, need: Cursor) -> Result<(Answer<EventPage>, i64)> {
     let horizon = horizon(rows)?;
-    let page = EventPage::from_rows(&found(rows)?, limit, |r| event_from_row(r))?;
+    let page = EventPage::from_rows(&found(rows)?, limit, |r| r.event())?;
     let exact = page.has_more || horizon > need.tx_id;
     Ok((if exact { Answer::Exact(page) } else { Answer::Behind }, horizon))
 }
@@ -105,7 +106,7 @@ impl PgStore {
             .read("stream", Cursor::ZERO, |pool| async move {
                 let rows = bind_stream(STREAM.as_str(), q).fetch_all(&pool).await?;
                 let held: i64 = rows.first().map(|r| r.try_get("stream_version")).transpose()?.unwrap_or(0);
-                let page = EventPage::from_rows(&found(&rows)?, q.limit, |r| event_from_row(r))?;
+                let page = EventPage::from_rows(&found(&rows)?, q.limit, |r| r.event())?;
                 let exact = page.has_more || held >= primary;
                 Ok((if exact { Answer::Exact(page) } else { Answer::Behind }, horizon(&rows)?))
             })

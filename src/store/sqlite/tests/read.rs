@@ -165,7 +165,8 @@ async fn audit_filters() {
 #[tokio::test]
 async fn consumer_cursors_round_trip() {
     let db = TempStore::new().await;
-    let key = ConsumerKey { tenant_id: "acme", user_id: "u-1", consumer: "mobile" };
+    let mobile = ConsumerName::parse("mobile").unwrap();
+    let key = ConsumerKey { tenant_id: "acme", user_id: "u-1", consumer: &mobile };
     assert_eq!(db.load_cursor(key).await.unwrap(), None);
     db.save_cursor(key, Cursor::new(1, 42)).await.unwrap();
     assert_eq!(db.load_cursor(key).await.unwrap(), Some(Cursor::new(1, 42)));

@@ -5,32 +5,30 @@
 //! later (docs/architecture.md, cursors).
 //!
 //! This file connects (running the migrations and installing the SQL API),
-//! holds the pools and retention's prune, and opens the doorbell; reads are
-//! in `pg_read.rs`, appends in `pg_append.rs`, consumer cursors in
-//! `pg_consumers.rs`.
+//! holds the pools and opens the doorbell; reads are in `read.rs` (on a
+//! replica: `replica_reads.rs`), appends in `append.rs`, consumer cursors in
+//! `consumers.rs`, retention's prune in `partitions.rs`, and `backend.rs`
+//! makes it a [`Backend`](super::Backend).
 
 use std::str::FromStr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use futures::future::BoxFuture;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 
-#[path = "pg_append.rs"]
 mod append;
-#[path = "pg_consumers.rs"]
+mod backend;
 mod consumers;
-#[path = "pg_migrations.rs"]
 mod migrations;
-#[path = "pg_partitions.rs"]
 mod partitions;
-#[path = "pg_read.rs"]
+mod pools;
 mod read;
-#[path = "pg_replica_reads.rs"]
+mod replica_probe;
 mod replica_reads;
-#[path = "pg_stats.rs"]
+mod replicas;
 mod stats;
-#[path = "pg_type_counts.rs"]
 mod type_counts;
 
 pub use migrations::migrator;
@@ -38,11 +36,11 @@ pub use read::READ_FEED;
 
 use tokio_util::sync::CancellationToken;
 
-use super::Doorbell;
-use super::pools::{self, PoolSet, Pools};
-use super::replicas::{ReplicaStatus, Replicas};
+use super::{Doorbell, Ring};
 use crate::config::StoreConfig;
 use crate::error::Result;
+use pools::Pools;
+use replicas::Replicas;
 
 /// The notification channel rung by the events trigger.
 pub const CHANNEL: &str = "eventfeed";
@@ -52,10 +50,9 @@ pub const LISTENER_APP_NAME: &str = "eventfeed-listener";
 /// Every transaction below this id has finished.
 const HORIZON: &str = "(SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint)";
 
-#[derive(Clone)]
-pub struct PgStore {
+pub(crate) struct PgStore {
     /// The main and the cursor-range pools, replaced together when a call
-    /// does not answer (see [`pools`](super::pools)).
+    /// does not answer (see [`pools`]).
     pools: Arc<Pools>,
     options: Arc<PgConnectOptions>,
     /// Streaming replicas that serve reads of history, if any are configured.
@@ -106,33 +103,12 @@ impl PgStore {
         Ok(PgStore { pools, options: Arc::new(options), replicas, upkeep })
     }
 
-    /// Each configured replica's state, for `/ready`.
-    pub fn replica_statuses(&self) -> Vec<ReplicaStatus> {
-        self.replicas.as_ref().map(|r| r.statuses()).unwrap_or_default()
-    }
-
     fn main(&self) -> PgPool {
         self.pools.current().main.clone()
     }
 
     fn reads(&self) -> PgPool {
         self.pools.current().reads.clone()
-    }
-
-    /// The pools in use now; hand them back to [`PgStore::recycle`] when a
-    /// call on them did not answer.
-    pub fn pool_set(&self) -> Arc<PoolSet> {
-        self.pools.current()
-    }
-
-    /// Replaces the pools a call did not answer on (once, however many calls saw it).
-    pub fn recycle(&self, stale: &Arc<PoolSet>) {
-        self.pools.replace(stale);
-    }
-
-    /// Where the Socket.IO adapter connects (it keeps connections of its own).
-    pub fn adapter_options(&self) -> PgConnectOptions {
-        (*self.options).clone().application_name("eventfeed-adapter")
     }
 
     pub async fn ping(&self) -> Result<()> {
@@ -150,7 +126,7 @@ impl PgStore {
         // connection must not also be replaced behind its back, only to be dropped.
         listener.eager_reconnect(false);
         listener.listen(CHANNEL).await?;
-        Ok(Doorbell::Postgres(listener))
+        Ok(Doorbell::new(listener))
     }
 
     pub async fn close(&self) {
@@ -159,5 +135,21 @@ impl PgStore {
             replicas.stop.cancel();
         }
         self.pools.close().await;
+    }
+}
+
+/// Rings on the events trigger's notifications.
+impl Ring for PgListener {
+    fn ring(&mut self) -> BoxFuture<'_, anyhow::Result<()>> {
+        Box::pin(async move {
+            match self.try_recv().await? {
+                // Notifications already here ring the same bell: one read serves them all.
+                Some(_) => {
+                    while self.next_buffered().is_some() {}
+                    Ok(())
+                }
+                None => anyhow::bail!("the LISTEN connection was lost"),
+            }
+        })
     }
 }
