@@ -138,6 +138,8 @@ struct Phase {
     fallbacks: BTreeMap<String, f64>,
     /// `/ready` sampled every second of the storm: samples, those with the replica down, the largest lag.
     ready: ReadySamples,
+    /// Warnings of the server's log over the whole run, by kind.
+    warnings: Vec<(&'static str, usize)>,
     cpu: CpuUse,
     load: (String, String),
     sync: String,
@@ -206,6 +208,7 @@ async fn storm(env: &Env, cluster: &Cluster, side: Side, args: &Args) -> anyhow:
     let ready = ready.await?;
     let metrics_after = ReplicaMetrics::scrape(env).await?;
     let load_after = loadavg();
+    let warnings = log_warnings(&env.server.log);
     futures::future::join_all(open.into_iter().map(Socket::close)).await;
 
     tokio::time::sleep(STATS_SETTLE).await;
@@ -231,6 +234,7 @@ async fn storm(env: &Env, cluster: &Cluster, side: Side, args: &Args) -> anyhow:
             .map(|(k, v)| (k.clone(), v - metrics_before.fallbacks.get(k).copied().unwrap_or(0.0)))
             .collect(),
         ready,
+        warnings,
         cpu,
         load: (load_before, load_after),
         sync,
@@ -744,6 +748,19 @@ impl std::fmt::Display for CpuUse {
     }
 }
 
+/// The server's log lines that tell why reads failed or moved, counted by kind.
+fn log_warnings(log: &std::path::Path) -> Vec<(&'static str, usize)> {
+    const KINDS: [(&str, &str); 5] = [
+        ("feed read failed; retrying", "feed reads failed (store unavailable) and retried"),
+        ("time to acquire exceeded slow threshold", "connections acquired after more than 2 s"),
+        ("replica read failed", "replica marked down by a read"),
+        ("replica skipped", "replica skipped by the probe"),
+        ("tailer reads fail", "tailer reads failing"),
+    ];
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    KINDS.iter().map(|(needle, what)| (*what, text.lines().filter(|l| l.contains(needle)).count())).collect()
+}
+
 /// `/proc/loadavg`'s three averages.
 fn loadavg() -> String {
     let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
@@ -815,6 +832,8 @@ impl Phase {
                 self.ready.max_lag
             );
         }
+        let warnings: Vec<String> = self.warnings.iter().map(|(what, n)| format!("{what} {n}")).collect();
+        println!("# {side}: server log warnings: {}", warnings.join(", "));
         println!("# {side}: {}; load average {} before, {} after", self.cpu, self.load.0, self.load.1);
     }
 }
