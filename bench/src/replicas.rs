@@ -346,16 +346,20 @@ struct Replay {
     received: u64,
     duplicates: u64,
     out_of_order: u64,
+    /// Events it did not get: lost when it got `feed:replayed`, else not yet received.
     missing: u64,
     /// `feed:replayed`'s count.
     replayed_count: Option<u64>,
     done_at: Option<Instant>,
+    /// No packet came for `SILENCE` (or the limit passed) before `feed:replayed`.
+    stalled: bool,
     error: Option<String>,
 }
 
 /// Connects (at most `handshakes` at a time) with `auth`, and reads until
-/// `feed:replayed` has come with all `events` events. The socket is returned
-/// open: a client stays connected after its replay.
+/// `feed:replayed`, which the server sends after the replay's last event:
+/// an event not received by then is lost. The socket is returned open: a
+/// client stays connected after its replay.
 async fn replay_one(
     addr: std::net::SocketAddr,
     auth: serde_json::Value,
@@ -384,14 +388,13 @@ async fn replay_one(
     let mut seen = vec![false; events as usize + 1];
     let mut last = (0, 0);
     let outcome: anyhow::Result<()> = async {
-        while replay.replayed_count.is_none() || replay.received < events {
+        while replay.replayed_count.is_none() {
             let until = deadline.min(Instant::now() + SILENCE);
-            let packet = tokio::time::timeout_at(until.into(), socket.next())
-                .await
-                .with_context(|| {
-                    format!("nothing for {SILENCE:?} or past the limit, after {} events", replay.received)
-                })??
-                .context("the server disconnected")?;
+            let Ok(next) = tokio::time::timeout_at(until.into(), socket.next()).await else {
+                replay.stalled = true;
+                bail!("no packet for {SILENCE:?} (or the limit passed) after {} events", replay.received);
+            };
+            let packet = next?.context("the server disconnected")?;
             if let Some((cursor, _, seq)) = scan(&packet, "bench:replayed") {
                 replay.received += 1;
                 let key = cursor_key(cursor).unwrap_or_default();
@@ -429,13 +432,18 @@ async fn replay_one(
 /// All sockets' replays.
 #[derive(Default)]
 struct Replays {
-    /// Sockets that got `feed:replayed` and every event.
+    /// Sockets that got `feed:replayed`; of them, those that got every event once and in order.
     done: u64,
     complete_in_order: u64,
     received: u64,
-    missing: u64,
+    /// Events missing at `feed:replayed`.
+    lost: u64,
+    /// Events not received by sockets that stalled or failed.
+    unfinished: u64,
     duplicates: u64,
     out_of_order: u64,
+    stalled: u64,
+    /// Sockets that failed otherwise (connect, disconnect).
     failed: u64,
     first_error: Option<String>,
     /// From the storm's start to each socket's last event.
@@ -446,11 +454,11 @@ struct Replays {
 impl Replays {
     fn add(&mut self, r: &Replay, start: Instant, events: u64) {
         self.received += r.received;
-        self.missing += r.missing;
         self.duplicates += r.duplicates;
         self.out_of_order += r.out_of_order;
         if let Some(at) = r.done_at {
             self.done += 1;
+            self.lost += r.missing;
             self.took.record_duration(at - start);
             self.last_done = self.last_done.max(Some(at));
             if r.missing == 0 && r.duplicates == 0 && r.out_of_order == 0 && r.received == events {
@@ -458,7 +466,12 @@ impl Replays {
             }
         }
         if let Some(e) = &r.error {
-            self.failed += 1;
+            self.unfinished += r.missing;
+            if r.stalled {
+                self.stalled += 1;
+            } else {
+                self.failed += 1;
+            }
             if self.first_error.is_none() {
                 self.first_error = Some(e.clone());
             }
@@ -466,7 +479,7 @@ impl Replays {
     }
 
     fn clean(&self, sockets: usize) -> bool {
-        self.complete_in_order == sockets as u64 && self.failed == 0
+        self.complete_in_order == sockets as u64
     }
 }
 
@@ -784,16 +797,19 @@ impl Phase {
         let side = self.side.label();
         let r = &self.replays;
         println!(
-            "# {side}: storm {:.1} s: {} of {} sockets done ({} complete and in order), {} failed; {} events received, {} missing, {} duplicates, {} out of order; each socket done after: {}",
+            "# {side}: storm {:.1} s: {} of {} sockets got feed:replayed ({} with every event once and in order), {} stalled (no packet for {} s), {} failed otherwise; {} events received, {} lost, {} duplicates, {} out of order, {} not received by the stalled or failed; each socket done after: {}",
             self.storm.as_secs_f64(),
             r.done,
             args.sockets,
             r.complete_in_order,
+            r.stalled,
+            SILENCE.as_secs(),
             r.failed,
             r.received,
-            r.missing,
+            r.lost,
             r.duplicates,
             r.out_of_order,
+            r.unfinished,
             r.took.summary()
         );
         if let Some(e) = &r.first_error {
@@ -869,15 +885,23 @@ fn rows(args: &Args, phases: &[Phase], conditions: &str) -> Vec<Row> {
         rows.push(Row::new(
             &format!("replicas {}: replays", p.side.label()),
             format!(
-                "{} of {} sockets got all {} events in order, the last {:.1} s after the first connect (per socket p50 {:.1} s); {} missing, {} duplicate, {} out of order",
+                "{} of {} sockets got all {} events in order, {:.1} s from the first connect to the last socket's end (per socket p50 {:.1} s); {} lost, {} duplicate, {} out of order{}",
                 r.complete_in_order,
                 args.sockets,
                 args.events,
                 p.storm.as_secs_f64(),
                 r.took.quantile(0.5) as f64 / 1e6,
-                r.missing,
+                r.lost,
                 r.duplicates,
-                r.out_of_order
+                r.out_of_order,
+                match (r.stalled, r.failed) {
+                    (0, 0) => String::new(),
+                    (stalled, failed) => format!(
+                        "; {stalled} stalled (no packet for {} s, {} events not received), {failed} failed otherwise",
+                        SILENCE.as_secs(),
+                        r.unfinished
+                    ),
+                }
             ),
             "every socket all events, in order",
             conditions,
