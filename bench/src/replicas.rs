@@ -50,6 +50,9 @@ pub struct Args {
     /// The most seconds a storm may last; a socket not done by then has failed.
     #[arg(long, default_value_t = 600)]
     pub limit: u64,
+    /// Run the side with the replica first (the machine's drift then favours the other side).
+    #[arg(long)]
+    pub with_first: bool,
     /// Run one side only (no targets then: they compare the two).
     #[arg(long, value_enum)]
     pub only: Option<Side>,
@@ -104,6 +107,7 @@ pub async fn run(setup: &Setup, args: &Args) -> anyhow::Result<Vec<Row>> {
     let setup = Setup { database_url: cluster.primary_url("postgres"), ..setup.clone() };
     let sides = match args.only {
         Some(side) => vec![side],
+        None if args.with_first => vec![Side::With, Side::Without],
         None => vec![Side::Without, Side::With],
     };
     let mut phases = Vec::new();
