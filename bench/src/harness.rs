@@ -62,16 +62,26 @@ impl Env {
         vars: Vec<(String, String)>,
         f: impl AsyncFnOnce(&Env) -> anyhow::Result<T>,
     ) -> anyhow::Result<T> {
-        let env = Env::start(setup, vars).await?;
+        Env::run_named(setup, fresh_db_name(), vars, f).await
+    }
+
+    /// [`Env::run_with`] on a database of a name chosen beforehand (from
+    /// [`fresh_db_name`]), for settings that name it.
+    pub async fn run_named<T>(
+        setup: &Setup,
+        db_name: String,
+        vars: Vec<(String, String)>,
+        f: impl AsyncFnOnce(&Env) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let env = Env::start(setup, db_name, vars).await?;
         let result = f(&env).await;
         env.finish().await;
         result
     }
 
-    /// Creates the database, starts the server on it (which migrates it),
-    /// and opens a small pool for the benchmark's own SQL.
-    pub async fn start(setup: &Setup, vars: Vec<(String, String)>) -> anyhow::Result<Env> {
-        let db_name = format!("ef_bench_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    /// Creates the database `db_name`, starts the server on it (which
+    /// migrates it), and opens a small pool for the benchmark's own SQL.
+    pub async fn start(setup: &Setup, db_name: String, vars: Vec<(String, String)>) -> anyhow::Result<Env> {
         let db_url = with_database(&setup.database_url, &db_name)?;
         let mut admin = PgConnection::connect(&setup.database_url).await.with_context(|| {
             format!("cannot connect to {} (is PostgreSQL running? --database-url)", setup.database_url)
@@ -129,6 +139,11 @@ impl Env {
             drop_database(&self.setup, &self.db_name).await;
         }
     }
+}
+
+/// A new `ef_bench_<random>` database name.
+pub fn fresh_db_name() -> String {
+    format!("ef_bench_{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
 }
 
 async fn drop_database(setup: &Setup, name: &str) {

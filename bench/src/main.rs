@@ -5,6 +5,7 @@
 mod append;
 mod balancer;
 mod batch;
+mod cluster;
 mod envelope;
 mod fanout;
 mod harness;
@@ -14,6 +15,7 @@ mod plan;
 mod presence;
 mod reads;
 mod replay;
+mod replicas;
 mod report;
 mod schemas;
 mod sio;
@@ -52,7 +54,11 @@ enum Command {
     Idle(idle::Args),
     /// 5,000 users of one tenant on two nodes: presence packets, quiet, lists; then one node's SIGTERM.
     Presence(presence::Args),
-    /// All of the above with their defaults, then one markdown table.
+    /// 1,000 sockets replaying 10,000 events while 64 connections append, without and with one
+    /// streaming replica (its own primary and replica); targets: the primary reads ≥ 90% fewer
+    /// rows, appends/s ≥ 1.5x. Not part of `all`.
+    Replicas(replicas::Args),
+    /// All of the above but `replicas`, with their defaults, then one markdown table.
     All,
 }
 
@@ -87,6 +93,7 @@ async fn run(cli: Cli, nofile: u64) -> anyhow::Result<bool> {
         Command::Replay(args) => replay::run(setup, &args).await?,
         Command::Idle(args) => idle::run(setup, &args, nofile).await?,
         Command::Presence(args) => presence::run(setup, &args, nofile).await?,
+        Command::Replicas(args) => replicas::run(setup, &args).await?,
         Command::All => return all(setup, nofile).await,
     };
     Ok(report::print(&rows))
@@ -141,5 +148,8 @@ mod tests {
         let presence = defaults::<presence::Args>();
         assert_eq!((presence.users, presence.window, presence.nodes), (5000, 10, 2));
         assert_eq!(presence.drain, std::time::Duration::from_secs(1));
+        let replicas = defaults::<replicas::Args>();
+        assert_eq!((replicas.sockets, replicas.events, replicas.appenders), (1000, 10_000, 64));
+        assert_eq!(replicas.only, None);
     }
 }

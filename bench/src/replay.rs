@@ -110,7 +110,7 @@ async fn fill(env: &Env, args: &Args) -> anyhow::Result<()> {
 
 /// Waits until the server's live feed has reached the store's last event,
 /// so that the replay covers the whole backlog (`request:current-state`).
-async fn wait_for_tailer(env: &Env) -> anyhow::Result<()> {
+pub async fn wait_for_tailer(env: &Env) -> anyhow::Result<()> {
     let last: String = sqlx::query_scalar(
         "SELECT tx_id || '-' || position FROM eventfeed.events ORDER BY tx_id DESC, position DESC LIMIT 1",
     )

@@ -215,24 +215,24 @@ impl std::fmt::Display for Usage {
 
 /// The numeric fields of /proc/<pid>/stat after the command name: index 0
 /// is field 3 of stat(5) (state, as 0), so field n is at n - 3.
-fn stat_fields(stat: &std::path::Path) -> Vec<u64> {
+pub fn stat_fields(stat: &std::path::Path) -> Vec<u64> {
     let Ok(text) = std::fs::read_to_string(stat) else { return Vec::new() };
     let Some((_, after_comm)) = text.rsplit_once(')') else { return Vec::new() };
     after_comm.split_whitespace().map(|f| f.parse().unwrap_or(0)).collect()
 }
 
 /// utime + stime (fields 14 and 15) of one process, all its threads.
-fn process_ticks(stat: &std::path::Path) -> u64 {
+pub fn process_ticks(stat: &std::path::Path) -> u64 {
     stat_fields(stat).get(11..13).map_or(0, |f| f.iter().sum())
 }
 
 /// cutime + cstime (fields 16 and 17) of this process: its reaped children (pgbench).
-fn children_ticks() -> u64 {
+pub fn children_ticks() -> u64 {
     stat_fields("/proc/self/stat".as_ref()).get(13..15).map_or(0, |f| f.iter().sum())
 }
 
 /// Every CPU's busy time (all but idle and iowait), from /proc/stat.
-fn machine_busy_ticks() -> u64 {
+pub fn machine_busy_ticks() -> u64 {
     let Ok(text) = std::fs::read_to_string("/proc/stat") else { return 0 };
     let Some(line) = text.lines().next() else { return 0 };
     let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
