@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -31,9 +32,19 @@ use crate::cursor::Cursor;
 use crate::error::{Error, Result};
 use crate::store::ReplicaStatus;
 
-/// The longest a replica may take to answer a read before the primary is asked instead.
+/// The longest a replica may take to answer a read, once it has a
+/// connection, before the primary is asked instead.
 const REPLICA_BOUND: Duration = Duration::from_secs(2);
-/// How long a read waits for a replica connection.
+/// Reads a replica runs at once: each holds one of its connections.
+const READ_SLOTS: usize = 10;
+/// How long a read waits for one of those slots. A replay storm (a
+/// thousand clients reconnecting after a deploy) queues here, on the
+/// replica, rather than spilling onto the primary the replica is there to
+/// spare; a busy replica is not a failed one. Past this wait the primary
+/// answers.
+const SLOT_WAIT: Duration = Duration::from_secs(8);
+/// How long a read waits for a connection once it holds a slot (the probe
+/// has a connection of its own), and connects if it must.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The SQL of a row that holds the snapshot horizon of the statement it is in.
@@ -60,6 +71,7 @@ pub struct Replica {
     pool: RwLock<PgPool>,
     pub(super) health: Mutex<Health>,
     reads: AtomicU64,
+    slots: Semaphore,
 }
 
 impl Replica {
@@ -68,7 +80,8 @@ impl Replica {
         let label = format!("{}:{}/{}", options.get_host(), options.get_port(), options.get_database().unwrap_or(""));
         let pool = RwLock::new(replica_pool(&options));
         let health = Health { reason: Some("not probed yet".to_owned()), ..Health::default() };
-        Ok(Replica { label, options, pool, health: Mutex::new(health), reads: AtomicU64::new(0) })
+        let slots = Semaphore::new(READ_SLOTS);
+        Ok(Replica { label, options, pool, health: Mutex::new(health), reads: AtomicU64::new(0), slots })
     }
 
     pub(super) fn pool(&self) -> PgPool {
@@ -118,7 +131,7 @@ impl Replica {
 
 fn replica_pool(options: &PgConnectOptions) -> PgPool {
     PgPoolOptions::new()
-        .max_connections(10)
+        .max_connections(READ_SLOTS as u32 + 1)
         .acquire_timeout(ACQUIRE_TIMEOUT)
         // Cursor-range reads, as on the primary's read pool: see `PgStore::connect`.
         .connect_lazy_with(options.clone().options([("enable_bitmapscan", "off")]))
@@ -183,6 +196,10 @@ impl Replicas {
             if !replica.usable(self.max_lag) || replica.health().horizon <= after.tx_id {
                 continue;
             }
+            let Ok(Ok(_slot)) = tokio::time::timeout(SLOT_WAIT, replica.slots.acquire()).await else {
+                fallback("busy");
+                continue;
+            };
             match tokio::time::timeout(REPLICA_BOUND, attempt(replica.pool())).await {
                 Ok(Ok((answer, horizon))) => {
                     replica.health().horizon = horizon;
@@ -215,4 +232,32 @@ impl Replicas {
 
 fn fallback(reason: &'static str) {
     metrics::counter!("eventfeed_replica_fallbacks_total", "reason" => reason).increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A replay storm: more reads at once than the replica has connections,
+    /// each taking a while. They queue on the replica; none is sent to the
+    /// primary and the replica is not taken for down. (With reads waiting a
+    /// second for a connection, the later ones failed, the replica was
+    /// marked down, and the storm moved onto the primary.)
+    #[tokio::test]
+    async fn a_busy_replica_queues_reads_rather_than_failing_them() {
+        let url = "postgres://postgres@127.0.0.1:5432/postgres".to_owned();
+        let replicas = Replicas::new(&[url], Duration::from_secs(5)).unwrap();
+        {
+            let mut h = replicas.list[0].health();
+            (h.up, h.lag, h.horizon) = (true, Some(Duration::ZERO), i64::MAX);
+        }
+        let read = async |pool: PgPool| {
+            sqlx::query("SELECT pg_sleep(0.3)").execute(&pool).await?;
+            Ok((Answer::Exact(()), i64::MAX))
+        };
+        let reads = (0..6 * READ_SLOTS).map(|_| replicas.read("test", Cursor::ZERO, read));
+        let answered = futures::future::join_all(reads).await;
+        assert_eq!(answered.iter().filter(|a| a.is_some()).count(), 6 * READ_SLOTS, "some went to the primary");
+        assert!(replicas.list[0].health().up, "a busy replica was taken for down");
+    }
 }
