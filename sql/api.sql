@@ -11,19 +11,10 @@
 -- The doorbell: one notification per appending statement (PostgreSQL folds
 -- identical notifications of one transaction into one). It carries no data;
 -- listeners read the table.
---
--- A transaction that notifies holds a database-wide lock from just before
--- its commit until the commit is on disk, so notifying transactions commit
--- one after another, never in one WAL flush. The server's own group commit
--- (append_batch) therefore sets eventfeed.doorbell to 'after_commit' and
--- rings once its transaction has committed, in a transaction that writes
--- nothing; every other appender rings here.
 CREATE OR REPLACE FUNCTION eventfeed.ring_doorbell() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF current_setting('eventfeed.doorbell', true) IS DISTINCT FROM 'after_commit' THEN
-        PERFORM pg_notify('eventfeed', '');
-    END IF;
+    PERFORM pg_notify('eventfeed', '');
     RETURN NULL;
 END $$;
 
@@ -232,9 +223,6 @@ DECLARE
     stamps timestamptz[];
     clean boolean;
 BEGIN
-    -- Its caller, the server, rings the doorbell after the commit (see ring_doorbell).
-    PERFORM set_config('eventfeed.doorbell', 'after_commit', true);
-
     -- Lock every id the batch gives, in one order, before its streams, as
     -- insert_event does: the ids are then looked for with no other append
     -- of them in flight (see lock_id).

@@ -36,8 +36,6 @@ impl PgStore {
             batch.iter().enumerate().flat_map(|(i, r)| r.events.iter().map(move |e| (i, e))).collect();
         // One statement is its own transaction: no BEGIN and COMMIT round trips.
         let rows = batch_query(batch, &events).fetch_all(&self.main()).await?;
-        // append_batch leaves the doorbell to us, after its commit.
-        self.bell.send_replace(());
         outcomes(batch, &rows)
     }
 }

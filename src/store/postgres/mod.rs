@@ -34,7 +34,6 @@ mod type_counts;
 pub use migrations::migrator;
 pub use read::READ_FEED;
 
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::{Doorbell, Ring};
@@ -58,11 +57,8 @@ pub(crate) struct PgStore {
     options: Arc<PgConnectOptions>,
     /// Streaming replicas that serve reads of history, if any are configured.
     replicas: Option<Arc<Replicas>>,
-    /// Stops the background upkeep (partitions ahead, the doorbell) at close.
+    /// Stops the background upkeep (partitions ahead) at close.
     upkeep: CancellationToken,
-    /// Marked after each of the server's appends: [`ring_after_commits`]
-    /// notifies the listeners.
-    bell: watch::Sender<()>,
 }
 
 impl PgStore {
@@ -96,8 +92,6 @@ impl PgStore {
         }
         let upkeep = CancellationToken::new();
         partitions::upkeep(pools.clone(), config.partition, upkeep.clone());
-        let (bell, rung) = watch::channel(());
-        tokio::spawn(ring_after_commits(pools.clone(), rung, upkeep.clone()));
         let replicas = match config.replica_urls.as_ref().map(|r| r.0.as_slice()).unwrap_or_default() {
             [] => None,
             urls => {
@@ -106,7 +100,7 @@ impl PgStore {
                 Some(replicas)
             }
         };
-        Ok(PgStore { pools, options: Arc::new(options), replicas, upkeep, bell })
+        Ok(PgStore { pools, options: Arc::new(options), replicas, upkeep })
     }
 
     fn main(&self) -> PgPool {
@@ -141,19 +135,6 @@ impl PgStore {
             replicas.stop.cancel();
         }
         self.pools.close().await;
-    }
-}
-
-/// Rings the doorbell for the server's own appends, once their transactions
-/// have committed (sql/api.sql, ring_doorbell, says why not inside them).
-/// Appends that commit while a notification is on its way share the next.
-/// A lost notification costs the listeners a moment: their tailers also
-/// read on a timer.
-async fn ring_after_commits(pools: Arc<Pools>, mut rung: watch::Receiver<()>, stop: CancellationToken) {
-    while let Some(Ok(())) = stop.run_until_cancelled(rung.changed()).await {
-        if let Err(e) = sqlx::query("SELECT pg_notify($1, '')").bind(CHANNEL).execute(&pools.current().main).await {
-            tracing::debug!(error = %e, "cannot ring the doorbell; the tailers' timer covers it");
-        }
     }
 }
 
