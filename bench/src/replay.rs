@@ -86,9 +86,21 @@ async fn measure(env: &Env, args: &Args) -> anyhow::Result<Vec<Row>> {
 /// Appends through the SQL API (`eventfeed.append_event`), `batch` events per transaction.
 async fn fill(env: &Env, args: &Args) -> anyhow::Result<()> {
     let started = Instant::now();
+    backlog(env, args.events, args.batch).await?;
+    println!(
+        "# replay: appended {} events with eventfeed.append_event in {:.1} s",
+        args.events,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Appends `events` events of tenant `bench` through the SQL API
+/// (`eventfeed.append_event`), `batch` per transaction, `data.seq` 1 to `events`.
+pub async fn backlog(env: &Env, events: u64, batch: u64) -> anyhow::Result<()> {
     let mut from = 1;
-    while from <= args.events {
-        let to = (from + args.batch - 1).min(args.events);
+    while from <= events {
+        let to = (from + batch - 1).min(events);
         sqlx::query(
             "SELECT count(*) FROM (SELECT eventfeed.append_event(tenant_id => 'bench', stream => 'order-' || (g % 100), \
              type => 'bench:replayed', data => jsonb_build_object('seq', g, 'amount', 1200)) FROM generate_series($1::bigint, $2::bigint) g) appended",
@@ -97,14 +109,9 @@ async fn fill(env: &Env, args: &Args) -> anyhow::Result<()> {
         .bind(to as i64)
         .execute(&env.pool)
         .await
-        .context("filling through eventfeed.append_event")?;
+        .context("appending through eventfeed.append_event")?;
         from = to + 1;
     }
-    println!(
-        "# replay: appended {} events with eventfeed.append_event in {:.1} s",
-        args.events,
-        started.elapsed().as_secs_f64()
-    );
     Ok(())
 }
 

@@ -251,20 +251,7 @@ async fn storm(env: &Env, cluster: &Cluster, side: Side, args: &Args) -> anyhow:
 /// (`eventfeed.append_event`), 10,000 per transaction, `data.seq` 1 to `events`.
 async fn seed(env: &Env, events: u64) -> anyhow::Result<()> {
     let started = Instant::now();
-    let mut from = 1;
-    while from <= events {
-        let to = (from + 9_999).min(events);
-        sqlx::query(
-            "SELECT count(*) FROM (SELECT eventfeed.append_event(tenant_id => 'bench', stream => 'order-' || (g % 100), \
-             type => 'bench:replayed', data => jsonb_build_object('seq', g, 'amount', 1200)) FROM generate_series($1::bigint, $2::bigint) g) appended",
-        )
-        .bind(from as i64)
-        .bind(to as i64)
-        .execute(&env.pool)
-        .await
-        .context("seeding through eventfeed.append_event")?;
-        from = to + 1;
-    }
+    crate::replay::backlog(env, events, 10_000).await?;
     println!("# replicas: seeded {events} events in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }
