@@ -116,7 +116,8 @@ impl Presence {
         state.unpublished.insert(key);
     }
 
-    /// Everyone with a socket in `tenant`, on any node, by user id.
+    /// Everyone in `tenant` its sockets were told is online, on any node,
+    /// by user id (see [`View::online`]).
     pub fn online(&self, tenant: &str) -> Vec<Online> {
         let users = self.state().view.online(tenant);
         users.into_iter().map(|(user_id, username, n)| Online { user_id, username, connections: n as usize }).collect()
@@ -150,12 +151,14 @@ mod tests {
         p.join("other", "u2", Some("Bo"));
         let online = p.online("acme");
         assert_eq!(online, vec![Online { user_id: "u1".into(), username: Some("Ann".into()), connections: 2 }]);
+        assert_eq!(p.diffs().len(), 2);
         p.leave("acme", "u1");
         assert_eq!(p.online("acme")[0].connections, 1);
         p.leave("acme", "u1");
-        assert!(p.online("acme").is_empty());
         let mut tenants: Vec<_> = p.diffs().into_iter().map(|d| (d.tenant, d.online)).collect();
         tenants.sort();
-        assert_eq!(tenants, vec![("other".to_owned(), 1)], "a visit between two diffs says nothing");
+        assert_eq!(tenants, vec![("acme".to_owned(), 0)]);
+        assert!(p.online("acme").is_empty());
+        assert_eq!(p.online("other").iter().map(|u| u.user_id.as_str()).collect::<Vec<_>>(), ["u2"]);
     }
 }

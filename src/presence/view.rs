@@ -34,7 +34,7 @@ pub struct Entry {
 struct User {
     username: Option<String>,
     connections: u32,
-    /// When its last socket closed, while it is still announced as online.
+    /// When its last socket closed, until it is announced as gone.
     gone_since: Option<Instant>,
     /// Whether this node's sockets were told it is online.
     announced: bool,
@@ -85,16 +85,7 @@ impl View {
         if entry.connections > 0 {
             user.username = entry.username;
         }
-        match (user.connections, user.announced) {
-            (0, false) => {
-                tenant.users.remove(&key.user);
-            }
-            (0, true) => user.gone_since = Some(now),
-            _ => user.gone_since = None,
-        }
-        if tenant.users.is_empty() {
-            self.tenants.remove(&key.tenant);
-        }
+        user.gone_since = (user.connections == 0).then_some(now);
         self.pending.insert(key.tenant);
     }
 
@@ -124,13 +115,16 @@ impl View {
         self.nodes.keys().copied()
     }
 
-    /// The users of `tenant` with at least one socket, by user id.
+    /// The users of `tenant` with a socket, and those announced online
+    /// whose last socket closed within the grace (with 0 sockets), by user
+    /// id. Whoever a list holds, the diffs after it bring the same news as
+    /// to everyone: a join when announced, a leave after the grace.
     pub fn online(&self, tenant: &str) -> Vec<(String, Option<String>, u32)> {
         let Some(t) = self.tenants.get(tenant) else { return Vec::new() };
         let mut users: Vec<_> = t
             .users
             .iter()
-            .filter(|(_, u)| u.connections > 0)
+            .filter(|(_, u)| u.connections > 0 || u.announced)
             .map(|(id, u)| (id.clone(), u.username.clone(), u.connections))
             .collect();
         users.sort_unstable_by(|a, b| a.0.cmp(&b.0));
@@ -138,14 +132,15 @@ impl View {
     }
 
     /// The net change of each tenant since its last diff: users online and
-    /// not yet announced join; users announced whose last socket closed at
-    /// least `grace` ago leave. A user who left and came back in between is
-    /// in neither list.
+    /// not yet announced join; users whose last socket closed at least
+    /// `grace` ago leave. A user who left and came back in between is in
+    /// neither list. One who came and went before being announced leaves
+    /// too: a list may have held them.
     pub fn diffs(&mut self, now: Instant, grace: Duration) -> Vec<Diff> {
         let mut diffs = Vec::new();
         for name in std::mem::take(&mut self.pending) {
             let Some(tenant) = self.tenants.get_mut(&name) else { continue };
-            let (mut joins, mut leaves, mut waiting) = (Vec::new(), Vec::new(), false);
+            let (mut joins, mut leaves, mut waiting, mut gone) = (Vec::new(), Vec::new(), false, 0);
             tenant.users.retain(|id, user| {
                 if user.connections > 0 && !user.announced {
                     user.announced = true;
@@ -154,6 +149,7 @@ impl View {
                 match user.gone_since {
                     Some(since) if now.duration_since(since) >= grace => {
                         leaves.push((id.clone(), user.username.clone()));
+                        gone += usize::from(user.announced);
                         return false;
                     }
                     Some(_) => waiting = true,
@@ -161,7 +157,7 @@ impl View {
                 }
                 true
             });
-            tenant.announced = tenant.announced + joins.len() - leaves.len();
+            tenant.announced = tenant.announced + joins.len() - gone;
             let online = tenant.announced;
             if tenant.users.is_empty() {
                 self.tenants.remove(&name);

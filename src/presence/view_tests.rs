@@ -1,4 +1,4 @@
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
@@ -36,10 +36,11 @@ fn a_first_socket_joins_and_a_last_one_leaves_after_the_grace() {
     view.set(node(1), key("acme", "u1"), entry(0), t0);
     assert!(view.diffs(t0, GRACE).is_empty(), "one socket left: still online");
     view.set(node(2), key("acme", "u1"), entry(0), t0);
-    assert!(view.online("acme").is_empty(), "the list shows only users with sockets");
+    assert_eq!(view.online("acme"), vec![("u1".to_owned(), Some("Name".to_owned()), 0)], "listed, with no socket");
     assert!(view.diffs(t0 + GRACE / 2, GRACE).is_empty(), "within the grace nobody leaves");
     let diffs = view.diffs(t0 + GRACE, GRACE);
     assert_eq!((ids(&diffs[0].leaves), diffs[0].online), (vec!["u1"], 0));
+    assert!(view.online("acme").is_empty());
     assert!(view.diffs(t0 + GRACE * 2, GRACE).is_empty(), "a leave is said once");
 }
 
@@ -54,12 +55,15 @@ fn back_within_the_grace_on_another_node_is_no_change() {
 }
 
 #[test]
-fn a_visit_shorter_than_a_diff_is_in_neither_list() {
+fn a_visit_shorter_than_a_diff_is_never_announced_online_and_leaves_after_the_grace() {
     let (mut view, t0) = (View::default(), Instant::now());
     view.set(node(1), key("acme", "u1"), entry(1), t0);
+    assert_eq!(view.online("acme").len(), 1, "listed at once");
     view.set(node(1), key("acme", "u1"), entry(0), t0);
     assert!(view.diffs(t0, GRACE).is_empty());
     assert!(view.online("acme").is_empty());
+    let diffs = view.diffs(t0 + GRACE, GRACE);
+    assert_eq!((ids(&diffs[0].joins), ids(&diffs[0].leaves), diffs[0].online), (vec![], vec!["u1"], 0));
 }
 
 #[test]
@@ -102,15 +106,18 @@ fn history(rng: &mut StdRng, nodes: u128) -> (BTreeMap<NodeId, Log>, BTreeMap<Ke
 /// with repeats and full copies at random points, as a node that reads
 /// twice, reloads or restarts its reads sees them. A node's updates arrive
 /// in its order (each read returns the newest rows), never older than one
-/// already applied.
-fn deliver(rng: &mut StdRng, logs: &BTreeMap<NodeId, Log>, view: &mut View, t: Instant, said: &mut Said) {
+/// already applied. The clock moves on by up to a third of the grace at
+/// each step; returns its time at the end.
+fn deliver(rng: &mut StdRng, logs: &BTreeMap<NodeId, Log>, view: &mut View, t0: Instant, said: &mut Said) -> Instant {
+    let mut t = t0;
     // Each node's updates before this index are applied.
     let mut next: BTreeMap<NodeId, usize> = logs.keys().map(|n| (*n, 0)).collect();
     loop {
         let open: Vec<NodeId> = next.iter().filter(|(n, i)| **i < logs[*n].len()).map(|(n, _)| *n).collect();
         if open.is_empty() {
-            break;
+            return t;
         }
+        t += GRACE.mul_f64(rng.random_range(0.0..0.34));
         let n = open[rng.random_range(0..open.len())];
         let (log, i) = (&logs[&n], next[&n]);
         // The node's newest entry for each key, as of update `upto`.
@@ -139,21 +146,37 @@ fn deliver(rng: &mut StdRng, logs: &BTreeMap<NodeId, Log>, view: &mut View, t: I
             }
         }
         *next.get_mut(&n).expect("an open node") += 1;
-        if rng.random_range(0..8) == 0 {
-            said.hear(view.diffs(t, GRACE));
+        match rng.random_range(0..8) {
+            0 => said.hear(view.diffs(t, GRACE)),
+            1 => said.list(view, ["t1", "t2"][rng.random_range(0..2)]),
+            _ => {}
         }
     }
 }
 
-/// The last `online` each tenant's diffs said.
+/// What the sockets were told: the last `online` each tenant's diffs said,
+/// and the users held by clients that listed a tenant at some point and
+/// applied every diff after it.
 #[derive(Default)]
-struct Said(BTreeMap<String, usize>);
+struct Said {
+    online: BTreeMap<String, usize>,
+    clients: Vec<(&'static str, BTreeSet<String>)>,
+}
 
 impl Said {
     fn hear(&mut self, diffs: Vec<Diff>) {
         for diff in diffs {
-            self.0.insert(diff.tenant, diff.online);
+            for (_, users) in self.clients.iter_mut().filter(|(t, _)| *t == diff.tenant) {
+                users.extend(diff.joins.iter().map(|(id, _)| id.clone()));
+                diff.leaves.iter().for_each(|(id, _)| _ = users.remove(id));
+            }
+            self.online.insert(diff.tenant, diff.online);
         }
+    }
+
+    /// A client lists `tenant` now.
+    fn list(&mut self, view: &View, tenant: &'static str) {
+        self.clients.push((tenant, view.online(tenant).into_iter().map(|(id, _, _)| id).collect()));
     }
 }
 
@@ -169,7 +192,9 @@ fn listed(view: &View) -> BTreeMap<Key, u32> {
 
 /// Whatever order the updates of three nodes reach two observers in,
 /// repeated or with full copies between them, both end with the same view:
-/// the true counts, and, once the grace has passed, the same users announced.
+/// once the grace has passed, the true counts and the same users announced;
+/// and a client that listed at any point and applied every diff after it
+/// holds exactly the list, neither a user gone nor one missing.
 #[test]
 fn any_interleaving_converges_to_the_same_view() {
     for seed in 0..500 {
@@ -178,13 +203,17 @@ fn any_interleaving_converges_to_the_same_view() {
         let t0 = Instant::now();
         for _observer in 0..2 {
             let (mut view, mut said) = (View::default(), Said::default());
-            deliver(&mut rng, &logs, &mut view, t0, &mut said);
+            let end = deliver(&mut rng, &logs, &mut view, t0, &mut said);
+            said.hear(view.diffs(end + GRACE, GRACE));
             assert_eq!(listed(&view), truth, "seed {seed}");
-            said.hear(view.diffs(t0 + GRACE, GRACE));
-            assert_eq!(view.diffs(t0 + GRACE * 2, GRACE), vec![], "seed {seed}: nothing left to say");
+            assert_eq!(view.diffs(end + GRACE * 2, GRACE), vec![], "seed {seed}: nothing left to say");
             for tenant in ["t1", "t2"] {
                 let expected = truth.keys().filter(|k| k.tenant == tenant).count();
-                assert_eq!(said.0.get(tenant).copied().unwrap_or(0), expected, "seed {seed}, {tenant}: {truth:?}");
+                assert_eq!(said.online.get(tenant).copied().unwrap_or(0), expected, "seed {seed}, {tenant}: {truth:?}");
+            }
+            for (tenant, users) in &said.clients {
+                let now: BTreeSet<String> = view.online(tenant).into_iter().map(|(id, _, _)| id).collect();
+                assert_eq!(users, &now, "seed {seed}: a client of {tenant} that listed, then applied the diffs");
             }
         }
     }
@@ -199,8 +228,9 @@ fn dropping_a_node_leaves_the_others() {
         let (logs, _) = history(&mut rng, 2);
         let mut view = View::default();
         let t0 = Instant::now();
-        deliver(&mut rng, &logs, &mut view, t0, &mut Said::default());
-        view.drop_node(node(1), t0);
+        let end = deliver(&mut rng, &logs, &mut view, t0, &mut Said::default());
+        view.drop_node(node(1), end);
+        view.diffs(end + GRACE, GRACE);
         let mut expected: BTreeMap<Key, u32> = BTreeMap::new();
         for (k, e) in view.entries(node(2)) {
             expected.insert(k.clone(), e.connections);

@@ -116,7 +116,7 @@ test(
     const t0 = Date.now();
     const exit = await A.stop(15_000);
     const offline = () => new Set(watcher.got('user:offline').map((p) => p.userId));
-    await waitUntil(() => users.every((u) => offline().has(u)), 10_000, `user:offline for all ${users.length} users (got ${offline().size})`);
+    await waitUntil(() => users.every((u) => offline().has(u)), 10_000, () => `user:offline for all ${users.length} users (got ${offline().size})`);
     t.diagnostic(`A stopped in ${Date.now() - t0} ms; user:offline for ${offline().size} users`);
     assert.deepEqual(exit, { code: 0, signal: null }, 'A exits cleanly');
     for (const u of staying) assert.ok(!offline().has(u), `no user:offline for ${u}, still on B`);

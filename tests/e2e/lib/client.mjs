@@ -241,7 +241,11 @@ export function withTimeout(promise, ms, what) {
   ]).finally(() => clearTimeout(t));
 }
 
-/** Poll an async condition until it returns a truthy value. */
+/**
+ * Poll an async condition until it returns a truthy value. `what` names it
+ * in the timeout's message; a function is asked at the timeout, so it can
+ * say how far the condition got.
+ */
 export async function waitUntil(fn, timeoutMs = DEFAULT_WAIT, what = 'condition', intervalMs = 50) {
   const deadline = Date.now() + timeoutMs;
   let last;
@@ -253,7 +257,7 @@ export async function waitUntil(fn, timeoutMs = DEFAULT_WAIT, what = 'condition'
       last = err;
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'function' ? what() : what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
     }
     await new Promise((r) => setTimeout(r, intervalMs));
   }
