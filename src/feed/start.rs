@@ -33,20 +33,24 @@ impl Reset {
 
 /// Resolves a reader's start from an explicit cursor, else its consumer's
 /// stored cursor, else `fallback`. A consumer seen for the first time is
-/// registered at its tenant's head, so its offline queue starts now.
+/// registered at its tenant's head, but never past `arrived` (the live head
+/// when the client arrived): its offline queue starts then, and an event
+/// appended after a socket was told it is connected is not skipped, however
+/// late this runs.
 pub async fn resolve_start(
     store: &Store,
     tenant: &str,
     key: Option<ConsumerKey<'_>>,
     after: Option<Cursor>,
     fallback: Cursor,
+    arrived: Cursor,
 ) -> crate::error::Result<Start> {
     let cursor = match (after, key) {
         (Some(after), _) => after,
         (None, Some(key)) => match store.load_cursor(key).await? {
             Some(stored) => stored,
             None => {
-                let head = tenant_head(store, tenant).await?;
+                let head = tenant_head(store, tenant).await?.min(arrived);
                 store.save_cursor(key, head).await?;
                 head
             }

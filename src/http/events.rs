@@ -103,7 +103,7 @@ async fn list(
     let consumer = q.consumer.as_deref().map(ConsumerName::parse).transpose()?;
     let key =
         consumer.as_ref().map(|consumer| ConsumerKey { tenant_id: &who.tenant_id, user_id: &who.user_id, consumer });
-    let after = match resolve_start(&state.store, &who.tenant_id, key, after, Cursor::ZERO).await? {
+    let after = match resolve_start(&state.store, &who.tenant_id, key, after, Cursor::ZERO, state.feed.head()).await? {
         Start::After(cursor) => cursor,
         Start::Reset { head } => {
             let reset = Reset::expired(head);

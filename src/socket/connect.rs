@@ -17,11 +17,17 @@ use crate::cursor::Cursor;
 use crate::error::Error;
 use crate::state::AppState;
 
-/// The handshake's `after`. With it, or with a consumer (kept in the
-/// session), delivery replays; with neither it is live only. Resolved by
-/// delivery, which waits for the store: a handshake never does.
+/// Where delivery starts: the handshake's `after`, and the live head as the
+/// handshake was accepted. With `after`, or with a consumer (kept in the
+/// session), delivery replays; with neither it is live from `arrived`.
+/// Resolved by delivery, which waits for the store: a handshake never does.
+/// Delivery may start late (a busy store); `arrived` keeps it from starting
+/// past an event appended after the client was told it is connected.
 #[derive(Clone, Copy)]
-pub(super) struct Resume(pub Option<Cursor>);
+pub(super) struct Resume {
+    pub after: Option<Cursor>,
+    pub arrived: Cursor,
+}
 
 /// Connect middleware: refuses with `authentication failed: …`, `invalid cursor`
 /// or the reason a consumer name or a type pattern is invalid.
@@ -45,7 +51,7 @@ async fn admit<A: Adapter>(s: &SocketRef<A>, auth: Handshake, state: &AppState) 
     // The handshake's types replace the namespace's default, as `feed:subscribe` does.
     let filter = auth.types.transpose()?.unwrap_or_else(|| state.namespace_filter(s.ns()));
     s.extensions.insert(Arc::new(Session::new(who, consumer, filter)));
-    s.extensions.insert(Resume(after));
+    s.extensions.insert(Resume { after, arrived: state.feed.head() });
     // Before the server's CONNECT packet goes out: a client may emit in its
     // `connect` handler, and an event that finds no handler is lost.
     handlers::register(s);

@@ -55,15 +55,16 @@ pub(super) async fn run<A: Adapter>(socket: SocketRef<A>, session: Arc<Session>,
     tokio::select! {
         _ = async {
             let start = Box::pin(start(&session, &state, resume)).await?;
-            deliver(socket, session, state, start).await
+            deliver(socket, session, state, start, resume.arrived).await
         } => {}
         _ = closed.cancelled() => {}
     }
 }
 
-/// Where delivery starts (`None`: live only), retried until the store answers.
-async fn start(session: &Session, state: &AppState, Resume(after): Resume) -> Result<Option<Start>, Closed> {
-    if after.is_none() && session.consumer.is_none() {
+/// Where delivery starts (`None`: live only, from `arrived`), retried until
+/// the store answers.
+async fn start(session: &Session, state: &AppState, resume: Resume) -> Result<Option<Start>, Closed> {
+    if resume.after.is_none() && session.consumer.is_none() {
         return Ok(None);
     }
     let key = session.consumer.as_ref().map(|consumer| ConsumerKey {
@@ -73,7 +74,7 @@ async fn start(session: &Session, state: &AppState, Resume(after): Resume) -> Re
     });
     let mut backoff = Backoff::default();
     loop {
-        match resolve_start(&state.store, &session.tenant_id, key, after, Cursor::ZERO).await {
+        match resolve_start(&state.store, &session.tenant_id, key, resume.after, Cursor::ZERO, resume.arrived).await {
             Ok(start) => return Ok(Some(start)),
             Err(e) => tracing::warn!(error = %e, "cannot resolve a socket's start cursor; retrying"),
         }
@@ -86,9 +87,10 @@ async fn deliver<A: Adapter>(
     session: Arc<Session>,
     state: AppState,
     start: Option<Start>,
+    arrived: Cursor,
 ) -> Result<(), Closed> {
     let mut cursor = match start {
-        None => state.feed.head(),
+        None => arrived,
         Some(Start::After(cursor)) => cursor,
         Some(Start::Reset { head }) => {
             send_paced(&socket, "feed:reset", &Reset::expired(head)).await?;

@@ -3,6 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import pg from 'pg';
 import { useFixture } from './lib/fixture.mjs';
 import { appendHttp, http, readAll, runWriters, tenant } from './lib/http.mjs';
 import { publisher, reader } from './lib/token.mjs';
@@ -132,5 +133,31 @@ test(
     const poll = await http(s2, 'GET', '/api/events?consumer=c1&limit=1000', { token });
     assert.equal(poll.status, 200, poll.text);
     assert.deepEqual(poll.body.events.map((x) => x.data.i), [11, 12], 'GET /api/events?consumer=c1 reads after the stored cursor');
+  }),
+);
+
+test(
+  '10. a consumer seen for the first time gets every event appended after it connected, however late the store answers its start',
+  f.run(async () => {
+    const s = await f.start();
+    const T = tenant('q10');
+    const pub = publisher(T);
+    // Holds the consumers table, so the new consumer's start (reading its
+    // stored cursor) waits until the events below are committed.
+    const lock = new pg.Client({ connectionString: f.db.url });
+    await lock.connect();
+    try {
+      await lock.query('BEGIN');
+      await lock.query('LOCK TABLE eventfeed.consumers IN ACCESS EXCLUSIVE MODE');
+      const c = await f.connect(s, { token: reader(T, 'u1'), consumer: 'c-new', label: 'new consumer' });
+      const e = [];
+      for (let i = 1; i <= 3; i++) e.push((await appendHttp(s, pub, { stream: 'orders', type: 'order:placed', data: { i } }))[0]);
+      assert.equal(c.envelopes.length, 0, 'the consumer is still waiting for its start');
+      await lock.query('COMMIT');
+      await c.waitForEnvelopes(3);
+      assert.deepEqual(c.ids(), e.map((x) => x.id), 'every event appended after the connect, once, in order');
+    } finally {
+      await lock.end().catch(() => {});
+    }
   }),
 );
