@@ -35,8 +35,12 @@ use crate::event::Event;
 
 /// Bounds on one store call. A call past its bound is answered `unavailable`
 /// (and its backend may recover, see [`Backend::on_stall`]).
-/// Small keyed reads and writes: the tailer's, readiness, consumer cursors.
+/// Small keyed reads and writes: the tailer's, consumer cursors.
 const QUICK: Duration = Duration::from_secs(3);
+/// `/ready`'s ping, so the probe answers within its documented 2 seconds.
+/// Its connection is its own: past this bound it is replaced with the pools,
+/// or a silent one would keep the node unready for good.
+const PING: Duration = Duration::from_millis(1500);
 /// Page reads for clients (replay, polling, streams, audit).
 const READ: Duration = Duration::from_secs(10);
 /// Appends (which may wait on a stream's row lock held by an application's
@@ -156,7 +160,7 @@ impl Store {
     }
 
     pub async fn ping(&self) -> Result<()> {
-        self.bounded(QUICK, self.0.ping()).await
+        self.bounded(PING, self.0.ping()).await
     }
 
     pub async fn doorbell(&self) -> Result<Doorbell> {
