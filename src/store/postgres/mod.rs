@@ -153,3 +153,44 @@ impl Ring for PgListener {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use sqlx::{Connection as _, Executor as _, PgConnection};
+
+    use super::*;
+    use crate::config::PartitionStep;
+    use crate::cursor::Cursor;
+
+    const ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+    /// Replays that hold every connection of the read pool do not hold up
+    /// the tailer's read of new events.
+    #[tokio::test]
+    async fn the_tailer_reads_while_replays_hold_every_read_connection() {
+        let name = format!("ef_unit_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = PgConnection::connect(ADMIN).await.expect("PostgreSQL on 127.0.0.1:5432");
+        admin.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.unwrap();
+        let config = StoreConfig {
+            database_url: None,
+            data_file: "unused".into(),
+            replica_urls: None,
+            replica_max_lag: Duration::from_secs(10),
+            partition: PartitionStep::Month,
+        };
+        let store = PgStore::connect(&format!("postgres://postgres@127.0.0.1:5432/{name}"), &config).await.unwrap();
+
+        let reads = store.pools.current().reads.clone();
+        let mut held = Vec::new();
+        for _ in 0..reads.options().get_max_connections() {
+            held.push(reads.acquire().await.unwrap());
+        }
+        let tailed = tokio::time::timeout(Duration::from_secs(10), store.read_all(Cursor::ZERO, 10)).await;
+        drop(held);
+        store.close().await;
+        admin.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)"))).await.unwrap();
+        assert!(matches!(tailed, Ok(Ok(_))), "the tailer's read waited for the replays: {tailed:?}");
+    }
+}

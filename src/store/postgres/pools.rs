@@ -28,9 +28,14 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 pub struct PoolSet {
     /// Appends, consumer cursors, the head.
     pub main: PgPool,
-    /// Cursor-range reads (the feed, the tailer, the audit log), with bitmap
-    /// scans off: see `PgStore::connect`.
+    /// Cursor-range reads (the feed, the audit log), with bitmap scans off:
+    /// see `PgStore::connect`.
     pub reads: PgPool,
+    /// The tailer's read of new events, the same way, on a connection of
+    /// its own: a replay storm that fills `reads` must not hold up live
+    /// delivery (it stalled replays for a minute in `eventfeed-bench
+    /// replicas`).
+    pub tail: PgPool,
     /// `/ready`'s ping, on a connection of its own: it answers for the
     /// pooled connections (a silent one stays silent until the pools are
     /// replaced), not for a fresh one opened beside them while background
@@ -69,6 +74,7 @@ impl Pools {
         tokio::spawn(async move {
             old.main.close().await;
             old.reads.close().await;
+            old.tail.close().await;
             old.health.close().await;
         });
     }
@@ -76,6 +82,7 @@ impl Pools {
     pub async fn close(&self) {
         let set = self.current();
         set.reads.close().await;
+        set.tail.close().await;
         set.main.close().await;
         set.health.close().await;
     }
@@ -87,13 +94,16 @@ impl PoolSet {
             .max_connections(20)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_lazy_with(options.clone());
+        let cursor_reads = options.clone().options([("enable_bitmapscan", "off")]);
         let reads = PgPoolOptions::new()
             .max_connections(10)
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_lazy_with(options.clone().options([("enable_bitmapscan", "off")]));
+            .connect_lazy_with(cursor_reads.clone());
+        let tail =
+            PgPoolOptions::new().max_connections(1).acquire_timeout(ACQUIRE_TIMEOUT).connect_lazy_with(cursor_reads);
         let health =
             PgPoolOptions::new().max_connections(1).acquire_timeout(ACQUIRE_TIMEOUT).connect_lazy_with(options.clone());
-        PoolSet { main, reads, health }
+        PoolSet { main, reads, tail, health }
     }
 }
 

@@ -122,7 +122,7 @@ impl PgStore {
             .bind(after.tx_id)
             .bind(after.position)
             .bind(limit)
-            .fetch_all(&self.reads())
+            .fetch_all(&self.pools.current().tail)
             .await?;
         let events: Vec<Event> = rows.iter().map(StoreRow::event).collect::<Result<_>>()?;
         if let (Some(replicas), Some(last)) = (&self.replicas, events.last()) {
