@@ -27,6 +27,11 @@ use crate::config::Namespace;
 use crate::state::AppState;
 use adapter::ResilientDriver;
 
+/// Each WebSocket's read buffer, allocated at the connect and kept for the
+/// socket's life (4 KiB by default). Clients send little (acks, typing,
+/// the odd append): a larger message only takes more reads.
+const WS_READ_BUFFER: usize = 1024;
+
 /// How long closing waits for Socket.IO handshakes already on the wire.
 const HANDSHAKES_IN_FLIGHT: std::time::Duration = std::time::Duration::from_millis(250);
 
@@ -44,6 +49,7 @@ pub async fn serve(api: Router, state: &AppState, namespaces: &[Namespace]) -> a
     let builder = SocketIo::builder()
         .with_state(state.clone())
         .max_buffer_size(1024)
+        .ws_read_buffer_size(WS_READ_BUFFER)
         .max_payload(max_message as u64)
         .ws_max_message_size(max_message)
         .ws_max_frame_size(max_message);

@@ -199,3 +199,18 @@ test(
     assert.deepEqual(r.got('feed:replayed'), [{ count: 1, cursor: e1.cursor }]);
   }),
 );
+
+test(
+  '10f. an event just under the size limit, appended over the WebSocket, is stored and delivered whole',
+  f.run(async () => {
+    const T = tenant('big');
+    const pub = await f.connect(f.server, { token: publisher(T), label: 'publisher' });
+    const watcher = await f.connect(f.server, { token: reader(T, 'u-watch'), label: 'watcher' });
+    // Far larger than a socket's read buffer: it arrives in many reads.
+    const blob = 'x'.repeat(250 * 1024);
+    const ok = await pub.ack('event:append', { stream: 's', type: 'big:blob', data: { blob } });
+    assert.equal(ok.ok, true, JSON.stringify(ok).slice(0, 300));
+    const got = await watcher.waitForEvent('big:blob', (e) => e.id === ok.event.id);
+    assert.equal(got.data.blob, blob, 'the blob arrives whole');
+  }),
+);
