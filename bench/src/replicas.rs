@@ -27,7 +27,9 @@ use crate::harness::{Env, Setup, fresh_db_name};
 use crate::http::{Errors, append, one_connection};
 use crate::report::Row;
 use crate::sio::Socket;
-use crate::stats::{Histogram, children_ticks, machine_busy_ticks, machine_cores, ms, process_ticks, stat_fields};
+use crate::stats::{
+    Histogram, children_ticks, machine_busy_ticks, machine_cores, ms, process_ticks, stat_fields, thousands,
+};
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct Args {
@@ -771,18 +773,6 @@ fn loadavg() -> String {
     text.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
 }
 
-fn thousands(n: i64) -> String {
-    let digits = n.unsigned_abs().to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    if n < 0 { format!("-{out}") } else { out }
-}
-
 impl Phase {
     fn print(&self, args: &Args) {
         let side = self.side.label();
@@ -953,18 +943,4 @@ fn rows(args: &Args, phases: &[Phase], conditions: &str) -> Vec<Row> {
         ));
     }
     rows
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn thousands_separators() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(1000), "1,000");
-        assert_eq!(thousands(10_000_000), "10,000,000");
-        assert_eq!(thousands(-1234), "-1,234");
-    }
 }

@@ -2,11 +2,12 @@
 
 use std::time::Duration;
 
-use super::tally::{Totals, thousands};
+use super::tally::Totals;
 use super::user::{JOIN, RESTART};
 use super::{Args, Join, Restart};
 use crate::presence::lists::Listing;
 use crate::report::Row;
+use crate::stats::thousands;
 use crate::stats::{machine_cores, ms};
 
 const PACKETS_JOIN: f64 = 20.0;

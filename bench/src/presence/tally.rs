@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::user::Seen;
-use crate::stats::Histogram;
+use crate::stats::{Histogram, thousands};
 
 #[derive(Default)]
 pub struct Totals {
@@ -70,17 +70,4 @@ impl Totals {
         let by_count = self.online[phase].map_or(0, |(low, _)| users.saturating_sub(low as usize));
         self.offline[phase].len().max(by_count)
     }
-}
-
-/// `12,345`.
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
