@@ -77,7 +77,8 @@ async fn stream(
     let types = TypeFilter::parse_list(q.types.as_deref().unwrap_or(""))?;
     let header = headers.get("last-event-id").map(|v| v.to_str().unwrap_or("?"));
     let after = header.or(q.last_event_id.as_deref()).or(q.after.as_deref()).map(str::parse::<Cursor>).transpose()?;
-    let start = resolve_start(&state.store, &who.tenant_id, None, after, state.feed.head(), state.feed.head()).await?;
+    let now = state.feed.head();
+    let start = resolve_start(&state.store, &who.tenant_id, None, after, now, now).await?;
 
     let (tx, rx) = mpsc::channel(256);
     tokio::spawn(pump(state, who, types, start, tx));

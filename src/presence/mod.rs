@@ -116,8 +116,9 @@ impl Presence {
         state.unpublished.insert(key);
     }
 
-    /// Everyone in `tenant` its sockets were told is online, on any node,
-    /// by user id (see [`View::online`]).
+    /// Everyone in `tenant` with a socket on any node, and those announced
+    /// online whose last socket closed within the grace, by user id (see
+    /// [`View::online`]).
     pub fn online(&self, tenant: &str) -> Vec<Online> {
         let users = self.state().view.online(tenant);
         users.into_iter().map(|(user_id, username, n)| Online { user_id, username, connections: n as usize }).collect()
