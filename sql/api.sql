@@ -217,10 +217,9 @@ LANGUAGE plpgsql SET jit = off SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     n_events int := coalesce(cardinality(request_of), 0);
     touched record;
-    found_version bigint;
-    tenants text[] := '{}';
-    streams text[] := '{}';
-    versions bigint[] := '{}';
+    tenants text[];
+    streams text[];
+    versions bigint[];
     planned bigint[];
     ids uuid[];
     positions bigint[];
@@ -238,19 +237,20 @@ BEGIN
     END LOOP;
 
     -- Lock every stream the batch touches, one primary-key lookup each, in
-    -- one order, so that concurrent batches cannot deadlock on each other's
-    -- streams, and note its version (0: a new stream). A join against the
-    -- whole batch would be planned as a scan of the streams table.
-    FOR touched IN
-        SELECT DISTINCT u.t, u.s FROM unnest(append_batch.tenant_id, append_batch.stream) u (t, s) ORDER BY 1, 2
-    LOOP
-        SELECT st.version INTO found_version FROM eventfeed.streams st
-        WHERE st.tenant_id = touched.t AND st.stream = touched.s
-        FOR UPDATE;
-        tenants := tenants || touched.t;
-        streams := streams || touched.s;
-        versions := versions || coalesce(found_version, 0);
-    END LOOP;
+    -- one order (the nested loop walks the sorted list, and OFFSET 0 keeps
+    -- the list a sorted subquery), so that concurrent batches cannot
+    -- deadlock on each other's streams; and note its version (0: a new
+    -- stream). One statement for the batch, not one per stream.
+    SELECT coalesce(array_agg(x.t ORDER BY x.t, x.s), '{}'), coalesce(array_agg(x.s ORDER BY x.t, x.s), '{}'),
+           coalesce(array_agg(coalesce(cur.version, 0) ORDER BY x.t, x.s), '{}')
+    INTO tenants, streams, versions
+    FROM (SELECT DISTINCT u.t, u.s FROM unnest(append_batch.tenant_id, append_batch.stream) u (t, s)
+          ORDER BY 1, 2 OFFSET 0) x
+    LEFT JOIN LATERAL (
+        SELECT st.version FROM eventfeed.streams st
+        WHERE st.tenant_id = x.t AND st.stream = x.s
+        FOR UPDATE
+    ) cur ON true;
 
     -- Each event's version if every request succeeds: its stream's version
     -- plus its place among the batch's events on that stream. The window

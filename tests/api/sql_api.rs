@@ -242,6 +242,54 @@ async fn clean_batches_take_the_set_path_and_others_the_per_request_path_with_th
     s.stop().await;
 }
 
+/// Concurrent batches lock their streams in one order (tenant, then
+/// stream), whatever the order of their events, so that they cannot
+/// deadlock: a batch whose events name `s-b` before `s-a`, blocked on `s-b`,
+/// already holds `s-a`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_locks_its_streams_in_one_order() {
+    let s = TestServer::postgres().await;
+    let pool = s.pool().await;
+    let ev = |stream: &str| json!({ "stream": stream, "type": "order:placed", "data": {} });
+    append_batch(&pool, json!([{ "tenantId": "acme", "events": [ev("s-a"), ev("s-b")] }])).await;
+
+    let mut holder = pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM eventfeed.streams WHERE tenant_id = 'acme' AND stream = 's-b' FOR UPDATE")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let batch = tokio::spawn({
+        let pool = pool.clone();
+        async move { append_batch(&pool, json!([{ "tenantId": "acme", "events": [ev("s-b"), ev("s-a")] }])).await }
+    });
+    let waiting = async {
+        loop {
+            let blocked: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            if blocked > 0 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await; // retry: the batch is on its way
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), waiting).await.expect("the batch waits for s-b");
+    let err = sqlx::query("SELECT 1 FROM eventfeed.streams WHERE tenant_id = 'acme' AND stream = 's-a' FOR UPDATE NOWAIT")
+        .execute(&mut *holder)
+        .await
+        .unwrap_err();
+    assert_eq!(db_error(err).0.as_deref(), Some("55P03"), "the waiting batch holds s-a");
+    holder.rollback().await.unwrap();
+
+    let (rows, _) = batch.await.unwrap();
+    let outline: Vec<_> = rows.iter().map(|r| (r.0, r.1.clone(), r.2)).collect();
+    assert_eq!(outline, [(0, None, Some(2)), (0, None, Some(2))]);
+    s.stop().await;
+}
+
 /// The temporary-file bytes PostgreSQL has counted for this database. A
 /// backend reports its counts when it goes idle (at most once a second) and
 /// when it exits, so the database's other backends are ended first: the
