@@ -277,10 +277,11 @@ async fn a_batch_locks_its_streams_in_one_order() {
         }
     };
     tokio::time::timeout(std::time::Duration::from_secs(10), waiting).await.expect("the batch waits for s-b");
-    let err = sqlx::query("SELECT 1 FROM eventfeed.streams WHERE tenant_id = 'acme' AND stream = 's-a' FOR UPDATE NOWAIT")
-        .execute(&mut *holder)
-        .await
-        .unwrap_err();
+    let err =
+        sqlx::query("SELECT 1 FROM eventfeed.streams WHERE tenant_id = 'acme' AND stream = 's-a' FOR UPDATE NOWAIT")
+            .execute(&mut *holder)
+            .await
+            .unwrap_err();
     assert_eq!(db_error(err).0.as_deref(), Some("55P03"), "the waiting batch holds s-a");
     holder.rollback().await.unwrap();
 
