@@ -39,7 +39,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Appends/s over HTTP (64 connections) against a pgbench INSERT baseline; target ≥ 2x.
+    /// Appends/s over HTTP (64 connections) against a pgbench INSERT baseline; target ≥ 3x.
     /// With --schemas DIR: checked against unchecked appends; validation costs ≤ 10%.
     Append(append::Args),
     /// One atomic append of 1, 100 and 1,000 events of 1 KB and 16 KB: time and temp files per event.
